@@ -1,0 +1,6 @@
+import type { Command } from 'commander';
+import type { CliContext } from '../context.js';
+import { registerVersion } from './version.js';
+
+/** Every subcommand registers itself here; the order is the order `--help` lists them in. */
+export const commands: ReadonlyArray<(program: Command, ctx: CliContext) => void> = [registerVersion];

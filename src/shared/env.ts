@@ -1,0 +1,23 @@
+/**
+ * The one place environment variables are read. Other modules take these values
+ * as options so tests can pass their own.
+ */
+export interface Environment {
+  /** Print stack traces for unexpected errors. */
+  debug: boolean;
+  /** Minimum log level: debug, info, warn, error. */
+  logLevel: string;
+  /** Log as JSON lines instead of text. */
+  logJson: boolean;
+  /** Where `crossmesh up -d` keeps the running lab's state. */
+  labDir: string | undefined;
+}
+
+export function readEnvironment(env: NodeJS.ProcessEnv = process.env): Environment {
+  return {
+    debug: env.CROSSMESH_DEBUG === '1' || env.CROSSMESH_DEBUG === 'true',
+    logLevel: env.CROSSMESH_LOG_LEVEL ?? 'info',
+    logJson: env.CROSSMESH_LOG_FORMAT === 'json',
+    labDir: env.CROSSMESH_LAB_DIR,
+  };
+}
