@@ -1,0 +1,2 @@
+export * from './mesh-view.js';
+export * from './split-horizon.js';
