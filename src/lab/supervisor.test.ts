@@ -3,16 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createSupervisor, readProcessState, stopRecordedProcesses } from './supervisor.js';
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+import { createSupervisor, isProcessAlive as isAlive, readProcessState, stopRecordedProcesses } from './supervisor.js';
 
 test('supervisor: starts, logs, records and stops processes with their children', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'cm-sup-'));

@@ -154,17 +154,22 @@ export async function stopRecordedProcesses(stateDir: string, graceMs = 3000): P
   const records = readProcessState(stateDir);
   const alive = records.filter((r) => signalGroup(r.pid, 'SIGTERM'));
   const deadline = Date.now() + graceMs;
-  while (Date.now() < deadline && alive.some((r) => isAlive(r.pid))) await delay(50);
-  for (const r of alive) if (isAlive(r.pid)) signalGroup(r.pid, 'SIGKILL');
+  while (Date.now() < deadline && alive.some((r) => isProcessAlive(r.pid))) await delay(50);
+  for (const r of alive) if (isProcessAlive(r.pid)) signalGroup(r.pid, 'SIGKILL');
   writeState(stateDir, []);
   return alive.length;
 }
 
-function isAlive(pid: number): boolean {
+/** Alive and not a zombie: an orphan's zombie lingers where PID 1 does not reap (containers). */
+export function isProcessAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch {
     return false;
+  }
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return process.platform !== 'linux';
   }
 }

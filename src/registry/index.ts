@@ -1,2 +1,3 @@
 export * from './model.js';
 export * from './from-resources.js';
+export * from './vip.js';

@@ -31,9 +31,12 @@ export function parseClusterName(name: string): ParsedClusterName | undefined {
   return { direction, port: n, subset, fqdn };
 }
 
-/** SNI for mTLS and east-west gateway routing: `outbound_.<port>_.<subset>_.<fqdn>`, `_` for no subset. */
+/**
+ * SNI for mTLS and east-west gateway routing: `outbound_.<port>_.<subset>_.<fqdn>`; with no subset the
+ * field is empty, giving Istio's `outbound_.8000_._.httpbin.default.svc.cluster.local`.
+ */
 export function outboundSni(port: number, subset: string, fqdn: string): string {
-  return `outbound_.${port}_.${subset || '_'}_.${fqdn}`;
+  return `outbound_.${port}_.${subset}_.${fqdn}`;
 }
 
 /** Parses an SNI built by outboundSni; undefined for anything else. */

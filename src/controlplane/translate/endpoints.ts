@@ -1,4 +1,5 @@
 import type { PrioritizedLocality } from './locality.js';
+import { resourceStruct as struct } from './struct.js';
 
 type Obj = Record<string, unknown>;
 
@@ -36,8 +37,4 @@ export function buildClusterLoadAssignment(clusterName: string, localities: read
         })),
       })),
   };
-}
-
-function struct(obj: Record<string, string>): Obj {
-  return { fields: Object.fromEntries(Object.entries(obj).map(([k, v]) => [k, { string_value: v }])) };
 }

@@ -4,6 +4,7 @@ import { resolveHost } from './config-index.js';
 import type { DestinationLike, HeaderOps, HttpRouteLike, StringMatch, TrafficPolicyLike } from './config.js';
 import { durationFromMs, protoDuration } from './durations.js';
 import { effectivePolicy } from './config-index.js';
+import { resourceStruct } from './struct.js';
 
 type Obj = Record<string, unknown>;
 
@@ -70,7 +71,7 @@ export function buildOutboundRouteConfiguration(
       include_request_attempt_count: true,
     });
   }
-  return { name, virtual_hosts: virtualHosts, validate_clusters: false, ignore_port_in_host_matching: false };
+  return { name, virtual_hosts: virtualHosts, validate_clusters: { value: false } };
 }
 
 /** Routes for one service on one port: the mesh VirtualService's HTTP routes, or the default route. */
@@ -94,7 +95,7 @@ export function buildRoutes(svc: MeshService, port: number, index: ConfigIndex, 
         name: http.name ?? `${vs!.metadata.name}.${i}`,
         match: routeMatch(m),
         ...action,
-        metadata: { filter_metadata: { istio: toStructFields({ config: configPath }) } },
+        metadata: { filter_metadata: { istio: resourceStruct({ config: configPath }) } },
       });
     }
   }
@@ -265,9 +266,4 @@ function hashPolicy(host: string, subset: string, port: number, index: ConfigInd
   if (ch.useSourceIp) return { hash_policy: [{ connection_properties: { source_ip: true } }] };
   if (ch.httpQueryParameterName) return { hash_policy: [{ query_parameter: { name: ch.httpQueryParameterName } }] };
   return {};
-}
-
-/** Plain strings as google.protobuf.Struct fields. */
-function toStructFields(obj: Record<string, string>): Obj {
-  return { fields: Object.fromEntries(Object.entries(obj).map(([k, v]) => [k, { string_value: v }])) };
 }

@@ -1,0 +1,145 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Resource } from '../../api/types.js';
+import { TYPE_URLS, encodeResource, decodeResource } from '../../xds/index.js';
+import { allocateVips, buildClusterRegistry } from '../../registry/index.js';
+import { aggregate } from '../aggregate/index.js';
+import type { MeshService } from '../aggregate/index.js';
+import type { GatewaySpecLike, MeshConfigSnapshot } from './config.js';
+import { generateForProxy } from './generate.js';
+import type { ProxyResources } from './generate.js';
+import { proxyInfoFromNode } from './proxy-info.js';
+
+const svc = (ns: string, name: string, port: number, target: number, portName = 'http'): Resource => ({
+  apiVersion: 'v1',
+  kind: 'Service',
+  metadata: { name, namespace: ns },
+  spec: { selector: { app: name }, ports: [{ name: portName, port, targetPort: target }] },
+});
+const we = (ns: string, name: string, address: string, labels: Record<string, string>, sa = 'default'): Resource => ({
+  apiVersion: 'networking.istio.io/v1',
+  kind: 'WorkloadEntry',
+  metadata: { name, namespace: ns },
+  spec: { address, labels, serviceAccount: sa },
+});
+const ewgw = (network: string, ip: string): Resource => ({
+  apiVersion: 'v1',
+  kind: 'Service',
+  metadata: { name: 'istio-eastwestgateway', namespace: 'istio-system', labels: { 'topology.istio.io/network': network } },
+  spec: { selector: { istio: 'eastwestgateway' }, ports: [{ name: 'tls', port: 15443 }], externalIPs: [ip] },
+});
+const crossNetworkGateway: Resource<GatewaySpecLike> = {
+  apiVersion: 'networking.istio.io/v1',
+  kind: 'Gateway',
+  metadata: { name: 'cross-network-gateway', namespace: 'istio-system' },
+  spec: { selector: { istio: 'eastwestgateway' }, servers: [{ port: { number: 15443, name: 'tls', protocol: 'TLS' }, tls: { mode: 'AUTO_PASSTHROUGH' }, hosts: ['*.local'] }] },
+};
+
+// S5-like: httpbin only in ack-2 (network2); sleep in ack-1 (network1).
+const ack1 = buildClusterRegistry({ clusterId: 'ack-1', network: 'network1', locality: 'cn-hangzhou/a' }, [
+  svc('default', 'sleep', 80, 80),
+  we('default', 'sleep-1', '10.1.0.5', { app: 'sleep' }, 'sleep'),
+  svc('sample', 'db', 3306, 3306, 'tcp-mysql'),
+]);
+const ack2 = buildClusterRegistry({ clusterId: 'ack-2', network: 'network2', locality: 'cn-beijing/b' }, [
+  svc('default', 'httpbin', 8000, 80),
+  we('default', 'httpbin-1', '10.2.0.7', { app: 'httpbin', version: 'v1' }, 'httpbin'),
+  ewgw('network2', '198.51.100.20'),
+]);
+const view = aggregate([ack1, ack2], { localCluster: 'ack-1' });
+const vips = allocateVips([...view.services.keys()]);
+const vipOf = (s: MeshService) => vips.get(s.hostname);
+const config: MeshConfigSnapshot = { virtualServices: [], destinationRules: [], gateways: [crossNetworkGateway] };
+const mesh = { trustDomain: 'cluster.local', domainSuffix: 'cluster.local' };
+
+const sleepProxy = proxyInfoFromNode({
+  id: 'sidecar~10.1.0.5~sleep-1.default~default.svc.cluster.local',
+  metadata: { CLUSTER_ID: 'ack-1', NETWORK: 'network1', NAMESPACE: 'default', LABELS: { app: 'sleep' }, SERVICE_ACCOUNT: 'sleep' },
+  locality: { region: 'cn-hangzhou', zone: 'a' },
+});
+const gatewayProxy = proxyInfoFromNode({
+  id: 'router~10.2.0.100~istio-eastwestgateway-1.istio-system~istio-system.svc.cluster.local',
+  metadata: { CLUSTER_ID: 'ack-2', NETWORK: 'network2', REQUESTED_NETWORK_VIEW: 'network2', LABELS: { istio: 'eastwestgateway' } },
+});
+
+/** Every resource must pack into its proto: this catches any field Envoy would not understand. */
+function assertEncodes(r: ProxyResources): void {
+  const all: Array<[string, object]> = [
+    ...[...r.clusters.values()].map((v) => [TYPE_URLS.cluster, v] as [string, object]),
+    ...[...r.endpoints.values()].map((v) => [TYPE_URLS.endpoint, v] as [string, object]),
+    ...[...r.listeners.values()].map((v) => [TYPE_URLS.listener, v] as [string, object]),
+    ...[...r.routes.values()].map((v) => [TYPE_URLS.route, v] as [string, object]),
+    ...(r.nameTable ? [[TYPE_URLS.nameTable, r.nameTable] as [string, object]] : []),
+  ];
+  for (const [typeUrl, value] of all) {
+    const any = encodeResource(typeUrl, value);
+    assert.equal(decodeResource(any).typeUrl, typeUrl);
+  }
+}
+
+test('generate: a sidecar on network1 reaches httpbin (network2 only) through the gateway with mTLS and SNI', () => {
+  const r = generateForProxy({ view, config, mesh, proxy: sleepProxy, vipOf });
+  assertEncodes(r);
+  const name = 'outbound|8000||httpbin.default.svc.cluster.local';
+  const cluster = r.clusters.get(name) as any;
+  assert.ok(cluster, 'cluster for the remote-only service');
+  const tls = cluster.transport_socket_matches[0].transport_socket.typed_config;
+  assert.equal(tls.sni, 'outbound_.8000_._.httpbin.default.svc.cluster.local');
+  assert.deepEqual(tls.common_tls_context.alpn_protocols, ['istio-http/1.1', 'istio-peer-exchange', 'istio']);
+  assert.deepEqual(tls.common_tls_context.combined_validation_context.default_validation_context.match_typed_subject_alt_names, [
+    { san_type: 'URI', matcher: { exact: 'spiffe://cluster.local/ns/default/sa/httpbin' } },
+  ]);
+  const cla = r.endpoints.get(name) as any;
+  const eps = cla.endpoints.flatMap((l: any) => l.lb_endpoints.map((e: any) => `${e.endpoint.address.socket_address.address}:${e.endpoint.address.socket_address.port_value}`));
+  assert.deepEqual(eps, ['198.51.100.20:15443']);
+  assert.deepEqual(cla.endpoints[0].locality, { region: 'cn-beijing', zone: 'b', sub_zone: '' });
+  assert.ok(r.routes.get('8000'), 'RDS for port 8000');
+  assert.ok(r.listeners.get('0.0.0.0_8000'));
+  assert.ok(r.listeners.get('virtualOutbound') && r.listeners.get('virtualInbound'));
+  assert.deepEqual(r.nameTable!.table['httpbin.default.svc.cluster.local']!.ips, [vips.get('httpbin.default.svc.cluster.local')]);
+  // A TCP service gets a listener on its VIP.
+  assert.ok(r.listeners.get(`${vips.get('db.sample.svc.cluster.local')}_3306`));
+  // Inbound: sleep's own port 80 with mTLS required.
+  const inbound = r.listeners.get('virtualInbound') as any;
+  assert.deepEqual(inbound.filter_chains.map((c: any) => c.filter_chain_match.destination_port.value), [80]);
+  assert.equal(inbound.filter_chains[0].transport_socket.typed_config.require_client_certificate.value, true);
+});
+
+test('generate: the east-west gateway routes SNI to local endpoints only, without TLS of its own', () => {
+  const r = generateForProxy({ view, config, mesh, proxy: gatewayProxy, vipOf });
+  assertEncodes(r);
+  const listener = r.listeners.get('0.0.0.0_15443') as any;
+  assert.deepEqual(listener.filter_chains.map((c: any) => c.filter_chain_match.server_names[0]), ['outbound_.8000_._.httpbin.default.svc.cluster.local']);
+  const sni = 'outbound_.8000_._.httpbin.default.svc.cluster.local';
+  assert.equal((r.clusters.get(sni) as any).transport_socket, undefined);
+  const cla = r.endpoints.get(sni) as any;
+  assert.deepEqual(cla.endpoints.flatMap((l: any) => l.lb_endpoints.map((e: any) => e.endpoint.address.socket_address.address)), ['10.2.0.7']);
+});
+
+test('generate: a gateway without an AUTO_PASSTHROUGH Gateway gets no listener', () => {
+  const r = generateForProxy({ view, config: { ...config, gateways: [] }, mesh, proxy: gatewayProxy, vipOf });
+  assert.equal(r.listeners.size, 0);
+});
+
+test('generate: a proxyless gRPC client gets API listeners, RDS and plaintext clusters', () => {
+  const grpc = proxyInfoFromNode({ id: 'grpc-client', metadata: { GENERATOR: 'grpc', CLUSTER_ID: 'ack-1', NETWORK: 'network1', NAMESPACE: 'default' } });
+  const r = generateForProxy({ view, config, mesh, proxy: grpc, vipOf });
+  assertEncodes(r);
+  const name = 'httpbin.default.svc.cluster.local:8000';
+  assert.ok((r.listeners.get(name) as any).api_listener);
+  assert.ok(r.routes.get(name));
+  assert.equal((r.clusters.get('outbound|8000||httpbin.default.svc.cluster.local') as any).transport_socket_matches, undefined);
+  assert.equal(r.nameTable, undefined);
+});
+
+test('generate: explicit mode binds the pod address for the HTTP proxy and inbound ports', () => {
+  const r = generateForProxy({ view, config, mesh, proxy: sleepProxy, vipOf, interception: 'NONE', appHost: '127.0.0.1' });
+  assertEncodes(r);
+  assert.deepEqual([...r.listeners.keys()], ['10.1.0.5_15001', '10.1.0.5_80']);
+  const vhosts = (r.routes.get('http_proxy') as any).virtual_hosts;
+  const httpbin = vhosts.find((v: any) => v.name === 'httpbin.default.svc.cluster.local:8000');
+  assert.ok(httpbin.domains.includes('httpbin:8000'));
+  assert.ok(!httpbin.domains.includes('httpbin'));
+  const sleep = vhosts.find((v: any) => v.name === 'sleep.default.svc.cluster.local:80');
+  assert.ok(sleep.domains.includes('sleep'), 'port 80 keeps bare names');
+});

@@ -1,0 +1,10 @@
+/** Translation: the mesh model and Istio config in, Envoy v3 resources for one proxy out. Pure functions. */
+export { generateForProxy } from './generate.js';
+export type { GenerateInput, ProxyResources } from './generate.js';
+export { proxyInfoFromNode, proxyGroupKey } from './proxy-info.js';
+export type { ProxyInfo, ProxyRole, XdsNode } from './proxy-info.js';
+export type * from './config.js';
+export { emptyConfig } from './config.js';
+export { createConfigIndex, resolveHost, hostMatches, effectivePolicy } from './config-index.js';
+export type { NameTable } from './name-table.js';
+export { parseDurationNs, protoDuration } from './durations.js';
