@@ -169,18 +169,28 @@ export async function loadTopologyManifests(
   const clusters = new Map<string, readonly AnyResource[]>();
   const problems: Problem[] = [];
   const files: string[] = [];
-  for (const cluster of topology.spec.clusters) {
+  const topologyRef = `Topology/${topology.metadata.name}`;
+  for (const [ci, cluster] of topology.spec.clusters.entries()) {
+    const documents: SourceDocument[] = [];
+    for (const [mi, entry] of cluster.manifests.entries()) {
+      if (typeof entry !== 'string') continue;
+      const shown = relative(options.cwd, isAbsolute(entry) ? entry : resolve(base, entry)) || '.';
+      const sources = await loadSources([shown], { cwd: options.cwd });
+      for (const p of sources.problems) {
+        // A path that cannot be read is a mistake in the Topology: report it there.
+        const unreadable = p.file === shown && p.resource === undefined && sources.files.length === 0;
+        problems.push(
+          unreadable
+            ? { file: topologyFile, resource: topologyRef, path: `spec.clusters[${ci}].manifests[${mi}]`, message: `"${entry}": ${p.message}` }
+            : p,
+        );
+      }
+      files.push(...sources.files);
+      documents.push(...sources.documents);
+    }
+    const result = validateResources(documents, options);
+    problems.push(...result.problems);
     const inline = cluster.manifests.filter((m): m is AnyResource => typeof m !== 'string');
-    const paths = cluster.manifests
-      .filter((m): m is string => typeof m === 'string')
-      .map((p) => {
-        const abs = isAbsolute(p) ? p : resolve(base, p);
-        return relative(options.cwd, abs) || '.';
-      });
-    const sources = await loadSources(paths, { cwd: options.cwd });
-    const result = validateResources(sources.documents, options);
-    problems.push(...sources.problems, ...result.problems);
-    files.push(...sources.files);
     clusters.set(cluster.name, [...inline, ...result.resources]);
   }
   return { clusters, problems, files };
