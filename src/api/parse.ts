@@ -52,6 +52,14 @@ export function parseDocuments(text: string, file: string): ParsedText {
 }
 
 function parseYaml(text: string, file: string, values: Array<{ index: number; value: unknown }>, problems: Problem[]): void {
+  // The YAML parser recurses per level, and near stack exhaustion V8 can abort the whole process:
+  // refuse absurd nesting before parsing.
+  const tooDeep = flowNestingExceeds(text, MAX_DEPTH) ?? blockNestingExceeds(text, MAX_DEPTH);
+  if (tooDeep !== undefined) {
+    const before = text.slice(0, tooDeep);
+    problems.push({ file, message: `line ${before.split('\n').length}, column ${tooDeep - before.lastIndexOf('\n')}: nested deeper than ${MAX_DEPTH} levels` });
+    return;
+  }
   const lineCounter = new LineCounter();
   let docs;
   try {
@@ -66,7 +74,8 @@ function parseYaml(text: string, file: string, values: Array<{ index: number; va
     if (doc.errors.length > 0) {
       for (const e of doc.errors) {
         const { line, col } = lineCounter.linePos(e.pos[0]);
-        problems.push({ file, message: `line ${line}, column ${col}: ${firstLine(e.message)}` });
+        const reason = /call stack/i.test(e.message) ? 'nested too deeply' : firstLine(e.message);
+        problems.push({ file, message: `line ${line}, column ${col}: ${reason}` });
       }
       return;
     }
@@ -106,6 +115,43 @@ function isList(v: unknown): v is { items: unknown } {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
   const o = v as Record<string, unknown>;
   return typeof o.kind === 'string' && o.kind.endsWith('List') && o.apiVersion === 'v1' && 'items' in o;
+}
+
+/**
+ * The offset where `[`/`{` nesting first exceeds `max`, outside quoted scalars and comments; a cheap
+ * over-approximation that never needs the parser.
+ */
+function flowNestingExceeds(text: string, max: number): number | undefined {
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '"' || c === "'") {
+      for (i++; i < text.length && text[i] !== c; i++) if (c === '"' && text[i] === '\\') i++;
+    } else if (c === '#' && (i === 0 || /\s/.test(text[i - 1]!))) {
+      while (i < text.length && text[i] !== '\n') i++;
+    } else if (c === '[' || c === '{') {
+      if (++depth > max) return i;
+    } else if ((c === ']' || c === '}') && depth > 0) depth--;
+  }
+  return undefined;
+}
+
+/** The offset of the first line whose indentation (counting `- ` entries) nests deeper than `max`. */
+function blockNestingExceeds(text: string, max: number): number | undefined {
+  const indents: number[] = [];
+  let offset = 0;
+  for (const line of text.split('\n')) {
+    const start = offset;
+    offset += line.length + 1;
+    const m = /^( *)((?:- +)*)(.*)$/.exec(line);
+    if (!m || m[3] === '' || m[3]!.startsWith('#')) continue;
+    const indent = m[1]!.length;
+    while (indents.length > 0 && indents[indents.length - 1]! >= indent) indents.pop();
+    indents.push(indent);
+    const dashes = m[2]!.split('-').length - 1;
+    if (indents.length + dashes > max) return start;
+  }
+  return undefined;
 }
 
 /** Iterative, so that hostile input cannot overflow the stack here. */
