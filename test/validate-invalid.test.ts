@@ -40,6 +40,7 @@ const expected: Record<string, string[]> = {
     `${VS}: spec.http[0].route: weights must sum to 100 (got 200)`,
   ],
   'vs-weight-sum.yaml': [`${VS}: spec.http[0].route: weights must sum to 100 (got 95)`],
+  'vs-weights-missing.yaml': [`${VS}: spec.http[0].route: weights must sum to 100 (got 0)`],
   'vs-weight-type.yaml': [`${VS}: spec.tcp[0].route[0].weight: expected integer, got string`],
   'vs-unknown-subset.yaml': [
     `${VS}: spec.http[0].route[1].destination.subset: unknown subset "v3": DestinationRule sample/helloworld defines v1, v2`,

@@ -8,6 +8,7 @@ export type { ValidatedResource, ValidationResult, ValidateOptions } from './val
 export { loadSources, loadAndValidate, loadResources, loadTopologyManifests, STDIN_NAME } from './load.js';
 export type { LoadOptions, LoadedSources, LoadResult } from './load.js';
 export { resolveHost } from './checks.js';
+export { secretData, hostMatches, isClusterLocal, routeWeights } from './helpers.js';
 export { formatPath } from './issues.js';
 export { parseDuration, isDns1123Label, isDns1123Subdomain } from './schema/common.js';
 export * from './schema/versions.js';

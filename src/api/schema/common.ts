@@ -190,3 +190,10 @@ export const wildcardHost = str.refine((h) => h.length <= 255 && HOST.test(h), {
 export const exactHost = str.refine((h) => h.length <= 255 && !h.includes('*') && HOST.test(h), {
   error: 'must be a host name without wildcards',
 });
+
+/** Istio's exportTo: "." (this namespace), "*" (everywhere), "~" (nowhere) or a namespace name. */
+export const exportTo = z.array(
+  str.refine((v) => v === '.' || v === '*' || v === '~' || isDns1123Label(v), {
+    error: 'must be ".", "*", "~" or a namespace name',
+  }),
+);

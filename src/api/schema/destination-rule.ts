@@ -12,6 +12,7 @@ import {
   str,
   strList,
   workloadSelector,
+  exportTo,
 } from './common.js';
 import { envelope } from './meta.js';
 import { NETWORKING_VERSIONS } from './versions.js';
@@ -163,7 +164,7 @@ export const destinationRuleSpecSchema = z
     host: exactHost,
     trafficPolicy: trafficPolicySchema.optional(),
     subsets: z.array(subsetSchema).optional(),
-    exportTo: strList.optional(),
+    exportTo: exportTo.optional(),
     workloadSelector: workloadSelector.optional(),
   })
   .superRefine((dr, ctx) => {

@@ -34,14 +34,17 @@ const protocol = z.enum(['TCP', 'UDP', 'SCTP']);
 export const namespaceSpecSchema = z.strictObject({ finalizers: strList.optional() });
 export const namespaceSchema = envelope('Namespace', ['v1'], { spec: namespaceSpecSchema.optional() }, dns1123Label);
 
-export const servicePortSchema = z.strictObject({
-  name: dns1123Label.optional(),
-  protocol: protocol.default('TCP'),
-  appProtocol: str.optional(),
-  port,
-  targetPort: intOrPortName.optional(),
-  nodePort: port.optional(),
-});
+/** A Service port; `targetPort` defaults to `port`, as Kubernetes does. */
+export const servicePortSchema = z
+  .strictObject({
+    name: dns1123Label.optional(),
+    protocol: protocol.default('TCP'),
+    appProtocol: str.optional(),
+    port,
+    targetPort: intOrPortName.optional(),
+    nodePort: port.optional(),
+  })
+  .transform((p) => ({ ...p, targetPort: p.targetPort ?? p.port }));
 
 export const serviceSpecSchema = z
   .strictObject({

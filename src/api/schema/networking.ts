@@ -11,6 +11,7 @@ import {
   str,
   strList,
   wildcardHost,
+  exportTo,
 } from './common.js';
 import { envelope } from './meta.js';
 import { NETWORKING_VERSIONS } from './versions.js';
@@ -103,7 +104,7 @@ export const serviceEntrySpecSchema = z
     resolution: z.enum(['NONE', 'STATIC', 'DNS', 'DNS_ROUND_ROBIN']).optional(),
     endpoints: z.array(workloadEntrySpecSchema).optional(),
     workloadSelector: z.strictObject({ labels: labels.optional() }).optional(),
-    exportTo: strList.optional(),
+    exportTo: exportTo.optional(),
     subjectAltNames: strList.optional(),
   })
   .superRefine((se, ctx) => {

@@ -16,6 +16,7 @@ import {
   stringMatch,
   strList,
   wildcardHost,
+  exportTo,
 } from './common.js';
 import { envelope } from './meta.js';
 import { NETWORKING_VERSIONS } from './versions.js';
@@ -40,7 +41,7 @@ export const headersSchema = z.strictObject({
   response: headerOperations.optional(),
 });
 
-/** A weighted destination. Istio: when any weight is given, the weights of one route sum to 100. */
+/** A weighted destination. Istio: with several destinations, the weights of one route sum to 100. */
 export const httpRouteDestinationSchema = z.strictObject({
   destination: destinationSchema,
   weight: intRange(0, 100).optional(),
@@ -155,9 +156,9 @@ export const httpRouteSchema = z
     checkWeights(r.route, ctx);
   });
 
-/** Istio: once any destination of a route has a weight, the weights of that route must sum to 100. */
+/** Istio: a route with more than one destination has weights summing to 100 (missing weights count 0). */
 function checkWeights(route: ReadonlyArray<{ weight?: number | undefined }> | undefined, ctx: z.RefinementCtx): void {
-  if (!route || !route.some((d) => d.weight !== undefined)) return;
+  if (!route || route.length < 2) return;
   const sum = route.reduce((a, d) => a + (d.weight ?? 0), 0);
   if (sum !== 100) ctx.addIssue({ code: 'custom', path: ['route'], message: `weights must sum to 100 (got ${sum})` });
 }
@@ -193,7 +194,7 @@ export const virtualServiceSpecSchema = z.strictObject({
   http: z.array(httpRouteSchema).optional(),
   tls: z.array(tlsRouteSchema).optional(),
   tcp: z.array(tcpRouteSchema).optional(),
-  exportTo: strList.optional(),
+  exportTo: exportTo.optional(),
 });
 
 export const virtualServiceSchema = envelope('VirtualService', NETWORKING_VERSIONS, { spec: virtualServiceSpecSchema });
