@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import { parse as yamlParse } from 'yaml';
 import { ValidationError } from '../shared/errors.js';
 import { isKind, KINDS, ofKind } from './kinds.js';
+import type { Resource } from './types.js';
+import { resourceRef } from './types.js';
 import { parseResources, validateResources } from './validate.js';
 import { resolveHost } from './checks.js';
 import { parseDuration } from './schema/common.js';
@@ -59,6 +61,9 @@ metadata: {name: apps, namespace: ignored}
     (svc.metadata as { name: string }).name = 'other';
   }, TypeError);
   assert.equal(ofKind(resources, 'Deployment').length, 1);
+  // Typed resources are also plain `Resource`s, for code that handles any kind.
+  const generic: readonly Resource[] = resources;
+  assert.equal(generic.map(resourceRef).join(' '), 'Service/default/httpbin Deployment/apps/httpbin Secret/default/s Namespace/apps');
 });
 
 test('every networking kind is served at v1, v1beta1 and v1alpha3, every security kind at v1 and v1beta1', () => {
@@ -128,7 +133,7 @@ test('binary garbage and scalars are rejected as documents, not thrown', () => {
       '<document 2>: : expected a resource (an object with apiVersion, kind and metadata), got number',
       '<document 3>: : expected a resource (an object with apiVersion, kind and metadata), got array',
       '<document 4>: apiVersion: expected string, got number',
-      '<document 4>: kind: expected string, got object',
+      '<document 4>: kind: expected string, got array',
     ],
   );
 });

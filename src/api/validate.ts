@@ -7,6 +7,7 @@ import { errorMap, formatPath, issuesToProblems, suggest } from './issues.js';
 import type { SourceDocument } from './parse.js';
 import { parseDocuments } from './parse.js';
 import { crossCheck } from './checks.js';
+import { typeName } from './schema/common.js';
 
 /** A valid resource and where it came from. */
 export interface ValidatedResource {
@@ -81,8 +82,8 @@ function refOf(value: unknown, info: KindInfo | undefined, index: number): strin
 function validateDocument(value: unknown, file: string, index: number, prefix: string, options: ValidateOptions): DocumentResult {
   const at = (path: string) => (prefix === '' ? path : path === '' ? prefix : `${prefix}.${path}`);
   if (!isObject(value)) {
-    const got = value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value;
-    return { problems: [{ file, resource: `<document ${index}>`, path: prefix || undefined, message: `expected a resource (an object with apiVersion, kind and metadata), got ${got}` }] };
+    const message = `expected a resource (an object with apiVersion, kind and metadata), got ${typeName(value)}`;
+    return { problems: [{ file, resource: `<document ${index}>`, path: prefix || undefined, message }] };
   }
   const problems: Problem[] = [];
   const kind = value.kind;
@@ -92,9 +93,9 @@ function validateDocument(value: unknown, file: string, index: number, prefix: s
   const problem = (path: string, message: string) => problems.push({ file, resource, path: at(path), message });
 
   if (apiVersion === undefined) problem('apiVersion', 'required');
-  else if (typeof apiVersion !== 'string') problem('apiVersion', `expected string, got ${typeof apiVersion}`);
+  else if (typeof apiVersion !== 'string') problem('apiVersion', `expected string, got ${typeName(apiVersion)}`);
   if (kind === undefined) problem('kind', 'required');
-  else if (typeof kind !== 'string') problem('kind', `expected string, got ${typeof kind}`);
+  else if (typeof kind !== 'string') problem('kind', `expected string, got ${typeName(kind)}`);
   else if (!info) {
     const hint = suggest(kind, KINDS.map((k) => k.kind));
     problem('kind', `unknown kind "${kind}"${hint ? ` (did you mean "${hint}"?)` : ''}; accepted kinds: ${KINDS.map((k) => k.kind).join(', ')}`);
