@@ -16,6 +16,7 @@ const fixtures = readdirSync(validDir)
   .filter((f) => /\.(ya?ml|json)$/.test(f))
   .sort()
   .map((f) => readFileSync(join(validDir, f), 'utf8'));
+const parsedFixtures = fixtures.map((text) => parseAllDocuments(text).map((d) => d.toJS() as unknown));
 
 type Path = Array<string | number>;
 
@@ -124,7 +125,7 @@ async function assertCleanCli(stdin: string): Promise<void> {
 test('structural mutations of valid fixtures never crash validate', async () => {
   await fc.assert(
     fc.asyncProperty(fc.nat({ max: fixtures.length - 1 }), fc.array(structural, { minLength: 1, maxLength: 4 }), fc.nat(), async (fi, muts, di) => {
-      const docs = parseAllDocuments(fixtures[fi]!).map((d) => d.toJS() as unknown);
+      const docs = structuredClone(parsedFixtures[fi]!);
       const target = di % docs.length;
       for (const m of muts) docs[target] = mutate(docs[target], m);
       const text = docs.map((d) => stringify(d)).join('---\n');

@@ -49,27 +49,30 @@ export function kindInfo(kind: string): KindInfo | undefined {
   return byKind.get(kind);
 }
 
-export type Namespace = z.output<typeof namespaceSchema>;
-export type Service = z.output<typeof serviceSchema>;
-export type ServiceAccount = z.output<typeof serviceAccountSchema>;
-export type Secret = z.output<typeof secretSchema>;
-export type Deployment = z.output<typeof deploymentSchema>;
-export type VirtualService = z.output<typeof virtualServiceSchema>;
-export type DestinationRule = z.output<typeof destinationRuleSchema>;
-export type Gateway = z.output<typeof gatewaySchema>;
-export type ServiceEntry = z.output<typeof serviceEntrySchema>;
-export type WorkloadEntry = z.output<typeof workloadEntrySchema>;
-export type WorkloadGroup = z.output<typeof workloadGroupSchema>;
-export type PeerAuthentication = z.output<typeof peerAuthenticationSchema>;
-export type AuthorizationPolicy = z.output<typeof authorizationPolicySchema>;
-export type MeshConfig = z.output<typeof meshConfigSchema>;
+/** A validated resource of one schema: what the schema outputs, minus `status` (dropped on input). */
+type Validated<S extends z.ZodType> = Omit<z.output<S>, 'status'>;
+
+export type Namespace = Validated<typeof namespaceSchema>;
+export type Service = Validated<typeof serviceSchema>;
+export type ServiceAccount = Validated<typeof serviceAccountSchema>;
+export type Secret = Validated<typeof secretSchema>;
+export type Deployment = Validated<typeof deploymentSchema>;
+export type VirtualService = Validated<typeof virtualServiceSchema>;
+export type DestinationRule = Validated<typeof destinationRuleSchema>;
+export type Gateway = Validated<typeof gatewaySchema>;
+export type ServiceEntry = Validated<typeof serviceEntrySchema>;
+export type WorkloadEntry = Validated<typeof workloadEntrySchema>;
+export type WorkloadGroup = Validated<typeof workloadGroupSchema>;
+export type PeerAuthentication = Validated<typeof peerAuthenticationSchema>;
+export type AuthorizationPolicy = Validated<typeof authorizationPolicySchema>;
+export type MeshConfig = Validated<typeof meshConfigSchema>;
 
 /** A lab cluster; inline manifests have been validated into typed resources, file paths are kept as given. */
 export type TopologyCluster = Omit<z.output<typeof topologyClusterSchema>, 'manifests'> & {
   manifests: Array<string | AnyResource>;
 };
 export type TopologySpec = Omit<z.output<typeof topologySpecSchema>, 'clusters'> & { clusters: TopologyCluster[] };
-export type Topology = Omit<z.output<typeof topologySchema>, 'spec'> & { spec: TopologySpec };
+export type Topology = Omit<Validated<typeof topologySchema>, 'spec'> & { spec: TopologySpec };
 
 /**
  * Any validated resource. Discriminate on `kind`. Resources returned by the validator are frozen,

@@ -1,7 +1,7 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join, relative, resolve, dirname, isAbsolute } from 'node:path';
 import type { Problem } from '../shared/errors.js';
-import { ValidationError } from '../shared/errors.js';
+import { ValidationError, errorMessage } from '../shared/errors.js';
 import type { AnyResource, Topology } from './kinds.js';
 import type { SourceDocument } from './parse.js';
 import { parseDocuments } from './parse.js';
@@ -54,7 +54,14 @@ export async function loadSources(paths: readonly string[], options: LoadOptions
         out.problems.push({ file: STDIN_NAME, message: 'standard input is not available' });
         continue;
       }
-      addText(out, await options.readStdin(), STDIN_NAME);
+      let text: string;
+      try {
+        text = await options.readStdin();
+      } catch (err) {
+        out.problems.push({ file: STDIN_NAME, message: `cannot read: ${describeFsError(err)}` });
+        continue;
+      }
+      addText(out, text, STDIN_NAME);
       continue;
     }
     const full = resolve(options.cwd, given);
@@ -130,7 +137,7 @@ function describeFsError(err: unknown): string {
     case 'ENOTDIR':
       return 'not a directory';
     default:
-      return `cannot read: ${code ?? String(err)}`;
+      return `cannot read: ${code ?? errorMessage(err)}`;
   }
 }
 
