@@ -58,7 +58,7 @@ export async function loadSources(paths: readonly string[], options: LoadOptions
       try {
         text = await options.readStdin();
       } catch (err) {
-        out.problems.push({ file: STDIN_NAME, message: `cannot read: ${describeFsError(err)}` });
+        out.problems.push({ file: STDIN_NAME, message: describeFsError(err) });
         continue;
       }
       addText(out, text, STDIN_NAME);
@@ -159,7 +159,7 @@ export async function loadAndValidate(paths: readonly string[], options: LoadOpt
     if (item.resource.kind !== 'Topology') continue;
     const manifests = await loadTopologyManifests(item.resource, item.file, options);
     problems.push(...manifests.problems);
-    files.push(...manifests.files.filter((f) => !files.includes(f)));
+    for (const f of manifests.files) if (!files.includes(f)) files.push(f);
   }
   const order = [...paths, ...files];
   problems = sortProblems(problems, [...new Set(order)]);
