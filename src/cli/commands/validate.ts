@@ -4,8 +4,8 @@ import { UsageError, ValidationError } from '../../shared/errors.js';
 import type { CliContext } from '../context.js';
 import { parseOutputFormat, renderData } from '../output.js';
 
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
 }
 
 function plural(n: number, word: string): string {
@@ -17,15 +17,15 @@ export function registerValidate(program: Command, ctx: CliContext): void {
   program
     .command('validate')
     .description('check resource files (YAML or JSON, files, directories or - for stdin) without applying them')
-    .option('-f, --filename <path>', 'file, directory (searched recursively) or - for stdin; repeatable', collect, [])
+    .option('-f, --filename <path>', 'file, directory (searched recursively) or - for stdin; repeatable', collect)
     .option('-o, --output <format>', 'table, json or yaml', 'table')
     .addHelpText(
       'after',
       '\nExit codes: 0 all valid, 1 problems found (one per line on stderr: FILE: Kind/namespace/name: field.path: reason), 2 usage.',
     )
-    .action(async (opts: { filename: string[]; output: string }) => {
+    .action(async (opts: { filename?: string[]; output: string }) => {
       const format = parseOutputFormat(opts.output);
-      if (opts.filename.length === 0) throw new UsageError('validate: at least one -f/--filename is required');
+      if (!opts.filename || opts.filename.length === 0) throw new UsageError('validate: at least one -f/--filename is required');
       const result = await loadAndValidate(opts.filename, { cwd: ctx.cwd, readStdin: ctx.readStdin });
       const problems = [...result.problems];
       if (problems.length === 0 && result.resources.length === 0) {
