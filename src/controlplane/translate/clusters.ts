@@ -13,7 +13,7 @@ import {
 } from '../../xds/index.js';
 import type { ServicePort } from '../../registry/model.js';
 import type { MeshService } from '../aggregate/index.js';
-import type { TrafficPolicyLike } from './config.js';
+import type { TrafficPolicy } from '../../api/index.js';
 import { durationFromMs, protoDuration } from './durations.js';
 import { resourceStruct } from './struct.js';
 
@@ -26,7 +26,7 @@ export interface OutboundClusterInput {
   service: MeshService;
   port: ServicePort;
   subset: string;
-  policy: TrafficPolicyLike;
+  policy: TrafficPolicy;
   /** SPIFFE IDs the upstream may present; empty means "any identity from the mesh root". */
   identities: readonly string[];
   /** Proxyless gRPC clients speak plaintext; sidecars always originate mTLS to mesh endpoints. */
@@ -175,7 +175,7 @@ function lbPolicy(simple: string | undefined): Cluster['lb_policy'] {
   }
 }
 
-function circuitBreakers(policy: TrafficPolicyLike): Record<string, unknown> | undefined {
+function circuitBreakers(policy: TrafficPolicy): Record<string, unknown> | undefined {
   const tcp = policy.connectionPool?.tcp;
   const http = policy.connectionPool?.http;
   const t: Record<string, unknown> = {};

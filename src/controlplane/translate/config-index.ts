@@ -1,23 +1,10 @@
 import type { Resource } from '../../api/types.js';
-import type {
-  DestinationRuleSpecLike,
-  MeshConfigSnapshot,
-  TrafficPolicyLike,
-  VirtualServiceSpecLike,
-} from './config.js';
+import { hostMatches, resolveHost } from '../../api/index.js';
+import type { DestinationRuleSpec, TrafficPolicy, VirtualServiceSpec } from '../../api/index.js';
+import type { MeshConfigSnapshot } from './config.js';
 
 export const ROOT_NAMESPACE = 'istio-system';
 
-/** Istio resolves a short host (`reviews`) relative to the rule's namespace; anything with a dot is taken as written. */
-export function resolveHost(host: string, namespace: string, domainSuffix: string): string {
-  return host.includes('.') || host.includes('*') ? host : `${host}.${namespace}.svc.${domainSuffix}`;
-}
-
-/** `*.sample.svc.cluster.local` matches `helloworld.sample.svc.cluster.local`; `*` matches everything. */
-export function hostMatches(pattern: string, hostname: string): boolean {
-  if (pattern === hostname || pattern === '*') return true;
-  return pattern.startsWith('*.') && hostname.endsWith(pattern.slice(1));
-}
 
 function byAge<T>(a: Resource<T>, b: Resource<T>): number {
   const ta = a.metadata.creationTimestamp ?? '';
@@ -33,9 +20,9 @@ function visibleTo(exportTo: string[] | undefined, ruleNamespace: string, proxyN
 /** Fast lookups of the rules that apply to a host, as seen from one proxy namespace. */
 export interface ConfigIndex {
   /** The VirtualService bound to the mesh (sidecars) for `hostname`, oldest first wins as in Istio. */
-  virtualServiceFor(hostname: string, proxyNamespace: string): Resource<VirtualServiceSpecLike> | undefined;
+  virtualServiceFor(hostname: string, proxyNamespace: string): Resource<VirtualServiceSpec> | undefined;
   /** Precedence: the proxy's namespace, then the service's namespace, then the root namespace; exact before wildcard. */
-  destinationRuleFor(hostname: string, proxyNamespace: string, serviceNamespace: string): Resource<DestinationRuleSpecLike> | undefined;
+  destinationRuleFor(hostname: string, proxyNamespace: string, serviceNamespace: string): Resource<DestinationRuleSpec> | undefined;
   readonly domainSuffix: string;
 }
 
@@ -74,7 +61,7 @@ export function createConfigIndex(config: MeshConfigSnapshot, domainSuffix: stri
  * The policy for one port of one subset: the subset's policy replaces the top-level one field by field,
  * then the port-level settings for `port` replace fields again (Istio's merge order).
  */
-export function effectivePolicy(rule: DestinationRuleSpecLike | undefined, subset: string, port: number): TrafficPolicyLike {
+export function effectivePolicy(rule: DestinationRuleSpec | undefined, subset: string, port: number): TrafficPolicy {
   if (!rule) return {};
   const subsetPolicy = rule.subsets?.find((s) => s.name === subset)?.trafficPolicy;
   const merged = mergePolicy(rule.trafficPolicy ?? {}, subsetPolicy);
@@ -82,9 +69,9 @@ export function effectivePolicy(rule: DestinationRuleSpecLike | undefined, subse
   return mergePolicy(merged, portLevel);
 }
 
-function mergePolicy(base: TrafficPolicyLike, override: TrafficPolicyLike | undefined): TrafficPolicyLike {
+function mergePolicy(base: TrafficPolicy, override: TrafficPolicy | undefined): TrafficPolicy {
   if (!override) return base;
-  const out: TrafficPolicyLike = { ...base };
+  const out: TrafficPolicy = { ...base };
   for (const key of ['loadBalancer', 'connectionPool', 'outlierDetection', 'tls', 'portLevelSettings'] as const) {
     if (override[key] !== undefined) (out as Record<string, unknown>)[key] = override[key];
   }

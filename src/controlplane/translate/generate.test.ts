@@ -5,7 +5,8 @@ import { TYPE_URLS, encodeResource, decodeResource } from '../../xds/index.js';
 import { allocateVips, buildClusterRegistry } from '../../registry/index.js';
 import { aggregate } from '../aggregate/index.js';
 import type { MeshService } from '../aggregate/index.js';
-import type { GatewaySpecLike, MeshConfigSnapshot } from './config.js';
+import type { GatewaySpec } from '../../api/index.js';
+import type { MeshConfigSnapshot } from './config.js';
 import { generateForProxy } from './generate.js';
 import type { ProxyResources } from './generate.js';
 import { proxyInfoFromNode } from './proxy-info.js';
@@ -28,7 +29,7 @@ const ewgw = (network: string, ip: string): Resource => ({
   metadata: { name: 'istio-eastwestgateway', namespace: 'istio-system', labels: { 'topology.istio.io/network': network } },
   spec: { selector: { istio: 'eastwestgateway' }, ports: [{ name: 'tls', port: 15443 }], externalIPs: [ip] },
 });
-const crossNetworkGateway: Resource<GatewaySpecLike> = {
+const crossNetworkGateway: Resource<GatewaySpec> = {
   apiVersion: 'networking.istio.io/v1',
   kind: 'Gateway',
   metadata: { name: 'cross-network-gateway', namespace: 'istio-system' },

@@ -5,6 +5,6 @@ export { proxyInfoFromNode, proxyGroupKey } from './proxy-info.js';
 export type { ProxyInfo, ProxyRole, XdsNode } from './proxy-info.js';
 export type * from './config.js';
 export { emptyConfig } from './config.js';
-export { createConfigIndex, resolveHost, hostMatches, effectivePolicy } from './config-index.js';
+export { createConfigIndex, effectivePolicy } from './config-index.js';
 export type { NameTable } from './name-table.js';
 export { parseDurationNs, protoDuration } from './durations.js';

@@ -2,7 +2,7 @@ import type { Locality } from '../../registry/model.js';
 import { formatLocality } from '../../registry/model.js';
 import { LABEL_CLUSTER, LABEL_NETWORK, LABEL_REGION, LABEL_SUBZONE, LABEL_ZONE } from '../../registry/from-resources.js';
 import type { LbEndpoint, LocalityEndpoints } from '../aggregate/index.js';
-import type { LocalityLbSettingLike } from './config.js';
+import type { LocalityLbSetting } from '../../api/index.js';
 
 /** A locality's endpoints at one priority, with the locality's weight (Envoy's LocalityLbEndpoints). */
 export interface PrioritizedLocality {
@@ -31,7 +31,7 @@ export interface LocalityCaller {
 export function prioritize(
   groups: readonly LocalityEndpoints[],
   caller: LocalityCaller,
-  setting: LocalityLbSettingLike | undefined,
+  setting: LocalityLbSetting | undefined,
   outlierDetection: boolean,
 ): PrioritizedLocality[] {
   const flat = (): PrioritizedLocality[] =>
@@ -80,7 +80,7 @@ export function prioritize(
 }
 
 /** 0 same subzone, 1 same zone, 2 same region, 3 a `failover` target of the caller's region, 4 elsewhere. */
-function localityRank(l: Locality, caller: Locality, setting: LocalityLbSettingLike): number {
+function localityRank(l: Locality, caller: Locality, setting: LocalityLbSetting): number {
   if (l.region === caller.region) {
     if (l.zone === caller.zone) return l.subzone === caller.subzone ? 0 : 1;
     return 2;

@@ -4,7 +4,7 @@ import type { Resource } from '../../api/types.js';
 import { buildClusterRegistry } from '../../registry/index.js';
 import { aggregate } from '../aggregate/index.js';
 import { createConfigIndex } from './config-index.js';
-import type { DestinationRuleSpecLike, VirtualServiceSpecLike } from './config.js';
+import type { DestinationRuleSpec, VirtualServiceSpec } from '../../api/index.js';
 import { buildOutboundRouteConfiguration, serviceDomains } from './routes.js';
 
 const HOST = 'helloworld.sample.svc.cluster.local';
@@ -16,15 +16,15 @@ function view() {
   return aggregate([reg], { localCluster: 'c1' });
 }
 
-function vs(spec: VirtualServiceSpecLike, name = 'helloworld'): Resource<VirtualServiceSpecLike> {
+function vs(spec: VirtualServiceSpec, name = 'helloworld'): Resource<VirtualServiceSpec> {
   return { apiVersion: 'networking.istio.io/v1', kind: 'VirtualService', metadata: { name, namespace: 'sample' }, spec };
 }
 
-function dr(spec: DestinationRuleSpecLike): Resource<DestinationRuleSpecLike> {
+function dr(spec: DestinationRuleSpec): Resource<DestinationRuleSpec> {
   return { apiVersion: 'networking.istio.io/v1', kind: 'DestinationRule', metadata: { name: 'helloworld', namespace: 'sample' }, spec };
 }
 
-function routesFor(vss: Resource<VirtualServiceSpecLike>[], drs: Resource<DestinationRuleSpecLike>[] = [], caller = { namespace: 'sample', labels: {} }) {
+function routesFor(vss: Resource<VirtualServiceSpec>[], drs: Resource<DestinationRuleSpec>[] = [], caller = { namespace: 'sample', labels: {} }) {
   const index = createConfigIndex({ virtualServices: vss, destinationRules: drs, gateways: [] }, 'cluster.local');
   const rc = buildOutboundRouteConfiguration('5000', 5000, [view().services.get(HOST)!], index, caller) as { virtual_hosts: Array<{ name: string; routes: Array<Record<string, any>> }> };
   return rc.virtual_hosts[0]!.routes;

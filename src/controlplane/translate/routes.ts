@@ -1,7 +1,8 @@
 import type { MeshService } from '../aggregate/index.js';
 import type { ConfigIndex } from './config-index.js';
-import { resolveHost } from './config-index.js';
-import type { DestinationLike, HeaderOps, HttpRouteLike, StringMatch, TrafficPolicyLike } from './config.js';
+import { resolveHost } from '../../api/index.js';
+import type { Destination, HTTPRoute, TrafficPolicy } from '../../api/index.js';
+import type { HeaderOps, StringMatch } from './config.js';
 import { durationFromMs, protoDuration } from './durations.js';
 import { effectivePolicy } from './config-index.js';
 import { resourceStruct } from './struct.js';
@@ -109,7 +110,7 @@ export function buildRoutes(svc: MeshService, port: number, index: ConfigIndex, 
   return routes;
 }
 
-function routeMatch(m: NonNullable<HttpRouteLike['match']>[number]): Obj {
+function routeMatch(m: NonNullable<HTTPRoute['match']>[number]): Obj {
   const out: Obj = {};
   const uri = m.uri;
   if (uri?.exact !== undefined) out.path = uri.exact;
@@ -140,7 +141,7 @@ function stringMatcher(sm: StringMatch): Obj {
   return { prefix: '' };
 }
 
-function routeAction(http: HttpRouteLike, svc: MeshService, port: number, index: ConfigIndex, vsNamespace: string, callerNamespace: string): Obj {
+function routeAction(http: HTTPRoute, svc: MeshService, port: number, index: ConfigIndex, vsNamespace: string, callerNamespace: string): Obj {
   const headerOps = headerOperations(http.headers?.request, http.headers?.response);
   const perFilter = http.fault ? { typed_per_filter_config: { [FAULT_FILTER]: faultConfig(http.fault) } } : {};
   if (http.redirect) {
@@ -158,7 +159,7 @@ function routeAction(http: HttpRouteLike, svc: MeshService, port: number, index:
     return { direct_response: { status: http.directResponse.status, ...(body !== undefined ? { body: { inline_string: body } } : {}) }, ...headerOps, ...perFilter };
   }
   const dests = http.route ?? [];
-  const cluster = (d: DestinationLike) => {
+  const cluster = (d: Destination) => {
     const host = resolveHost(d.host, vsNamespace, index.domainSuffix);
     return outboundCluster(d.port?.number ?? port, d.subset ?? '', host);
   };
@@ -191,7 +192,7 @@ function routeAction(http: HttpRouteLike, svc: MeshService, port: number, index:
 }
 
 /** Istio's `retryOn` takes Envoy retry conditions and bare status codes (`503`), which Envoy wants apart. */
-function retryPolicy(r: NonNullable<HttpRouteLike['retries']>): Obj {
+function retryPolicy(r: NonNullable<HTTPRoute['retries']>): Obj {
   const parts = (r.retryOn ?? 'connect-failure,refused-stream,unavailable,cancelled,5xx').split(',').map((s) => s.trim()).filter(Boolean);
   const codes = parts.filter((p) => /^\d{3}$/.test(p)).map(Number);
   const conditions = parts.filter((p) => !/^\d{3}$/.test(p));
@@ -206,7 +207,7 @@ function retryPolicy(r: NonNullable<HttpRouteLike['retries']>): Obj {
   };
 }
 
-function faultConfig(f: NonNullable<HttpRouteLike['fault']>): Obj {
+function faultConfig(f: NonNullable<HTTPRoute['fault']>): Obj {
   return {
     '@type': TYPE_HTTP_FAULT,
     ...(f.delay ? { delay: { fixed_delay: protoDuration(f.delay.fixedDelay), percentage: fraction(f.delay.percentage?.value ?? 100) } } : {}),
@@ -256,7 +257,7 @@ function headerOperations(request: HeaderOps | undefined, response: HeaderOps | 
 /** consistentHash in the destination's DestinationRule becomes the route's hash policy. */
 function hashPolicy(host: string, subset: string, port: number, index: ConfigIndex, callerNamespace: string, serviceNamespace: string): Obj {
   const rule = index.destinationRuleFor(host, callerNamespace, serviceNamespace);
-  const policy: TrafficPolicyLike = effectivePolicy(rule?.spec, subset, port);
+  const policy: TrafficPolicy = effectivePolicy(rule?.spec, subset, port);
   const ch = policy.loadBalancer?.consistentHash;
   if (!ch) return {};
   if (ch.httpHeaderName) return { hash_policy: [{ header: { header_name: ch.httpHeaderName } }] };
