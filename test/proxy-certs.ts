@@ -1,15 +1,14 @@
 /**
- * Test PKI for the proxy tests: a root CA and leaf certificates with SPIFFE URI SANs, made on the fly
- * with WebCrypto + @peculiar/x509 so no key material is checked in.
+ * Test PKI for the proxy tests: a root CA and leaf certificates with SPIFFE URI SANs, made on the fly by
+ * the openssl command line in a temporary directory (removed before returning), so no key is checked in.
  */
-import { webcrypto } from 'node:crypto';
-import * as x509 from '@peculiar/x509';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 
-x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
-
-type KeyPair = Parameters<typeof x509.X509CertificateGenerator.createSelfSigned>[0]['keys'];
-
-const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
+const run = promisify(execFile);
 
 export interface Leaf {
   cert: string;
@@ -21,51 +20,43 @@ export interface TestPki {
   issue(opts: { spiffe: string; dns?: string[] }): Promise<Leaf>;
 }
 
-async function keyPem(key: KeyPair['privateKey']): Promise<string> {
-  const der = await webcrypto.subtle.exportKey('pkcs8', key as unknown as webcrypto.CryptoKey);
-  return x509.PemConverter.encode(der, 'PRIVATE KEY');
-}
+const EC = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
 
 export async function createTestPki(name = 'crossmesh test root'): Promise<TestPki> {
-  const rootKeys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as unknown as KeyPair;
-  const notBefore = new Date(Date.now() - 60_000);
-  const notAfter = new Date(Date.now() + 3600_000);
-  const root = await x509.X509CertificateGenerator.createSelfSigned({
-    name: `CN=${name}`,
-    keys: rootKeys,
-    notBefore,
-    notAfter,
-    signingAlgorithm: alg,
-    extensions: [
-      new x509.BasicConstraintsExtension(true, undefined, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
-      await x509.SubjectKeyIdentifierExtension.create(rootKeys.publicKey),
-    ],
-  });
-  return {
-    rootPem: root.toString('pem'),
-    async issue({ spiffe, dns = [] }) {
-      const keys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as unknown as KeyPair;
-      const cert = await x509.X509CertificateGenerator.create({
-        subject: 'O=crossmesh test',
-        issuer: root.subject,
-        publicKey: keys.publicKey,
-        signingKey: rootKeys.privateKey,
-        notBefore,
-        notAfter,
-        signingAlgorithm: alg,
-        extensions: [
-          new x509.BasicConstraintsExtension(false, undefined, true),
-          new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
-          new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
-          new x509.SubjectAlternativeNameExtension(
-            [{ type: 'url', value: spiffe }, ...dns.map((d) => ({ type: 'dns' as const, value: d }))],
-            false,
-          ),
-          await x509.AuthorityKeyIdentifierExtension.create(rootKeys.publicKey),
-        ],
-      });
-      return { cert: cert.toString('pem'), key: await keyPem(keys.privateKey) };
-    },
-  };
+  const dir = await mkdtemp(join(tmpdir(), 'crossmesh-pki-'));
+  try {
+    const key = join(dir, 'ca.key');
+    const crt = join(dir, 'ca.crt');
+    await run('openssl', ['req', '-x509', ...EC, '-keyout', key, '-out', crt, '-days', '1', '-subj', `/CN=${name}`,
+      '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
+    const caKey = await readFile(key, 'utf8');
+    const rootPem = await readFile(crt, 'utf8');
+    let serial = 1;
+    return {
+      rootPem,
+      async issue({ spiffe, dns = [] }) {
+        const d = await mkdtemp(join(tmpdir(), 'crossmesh-leaf-'));
+        try {
+          const p = (f: string): string => join(d, f);
+          await writeFile(p('ca.key'), caKey);
+          await writeFile(p('ca.crt'), rootPem);
+          const san = [`URI:${spiffe}`, ...dns.map((n) => `DNS:${n}`)].join(',');
+          await writeFile(p('ext.cnf'), [
+            'basicConstraints=critical,CA:FALSE',
+            'keyUsage=critical,digitalSignature,keyEncipherment',
+            'extendedKeyUsage=serverAuth,clientAuth',
+            `subjectAltName=${san}`,
+          ].join('\n') + '\n');
+          await run('openssl', ['req', '-new', ...EC, '-keyout', p('leaf.key'), '-out', p('leaf.csr'), '-subj', '/O=crossmesh test']);
+          await run('openssl', ['x509', '-req', '-in', p('leaf.csr'), '-CA', p('ca.crt'), '-CAkey', p('ca.key'), '-set_serial', String(serial++),
+            '-days', '1', '-extfile', p('ext.cnf'), '-out', p('leaf.crt')]);
+          return { cert: await readFile(p('leaf.crt'), 'utf8'), key: await readFile(p('leaf.key'), 'utf8') };
+        } finally {
+          await rm(d, { recursive: true, force: true });
+        }
+      },
+    };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
