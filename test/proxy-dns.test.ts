@@ -14,8 +14,8 @@ import {
   RRType,
 } from '../src/proxy/dns/index.js';
 import type { DnsMessage, DnsProxy, NameTable } from '../src/proxy/dns/index.js';
-import type { Clock } from '../src/shared/clock.js';
 import { systemClock } from '../src/shared/clock.js';
+import { manualClock } from './proxy-clock.js';
 
 const SEARCH = ['sample.svc.cluster.local', 'svc.cluster.local', 'cluster.local'];
 
@@ -188,26 +188,6 @@ test('malformed packets are dropped without an answer and without harm', async (
   assert.deepEqual(await resolver.resolve4('helloworld'), ['10.10.0.7']);
 });
 
-/** A manual clock: timers fire only when the test advances time. */
-function manualClock(): Clock & { advance(ms: number): void } {
-  let now = 0;
-  let timers: { at: number; fn: () => void }[] = [];
-  return {
-    now: () => now,
-    setTimeout(fn, ms) {
-      const t = { at: now + ms, fn };
-      timers.push(t);
-      return { cancel: () => (timers = timers.filter((x) => x !== t)) };
-    },
-    advance(ms) {
-      now += ms;
-      const due = timers.filter((t) => t.at <= now);
-      timers = timers.filter((t) => t.at > now);
-      for (const t of due) t.fn();
-    },
-  };
-}
-
 test('an upstream that never answers gives SERVFAIL after the timeout', async () => {
   const blackHole = dgram.createSocket('udp4');
   await new Promise<void>((r) => blackHole.bind(0, '127.0.0.1', r));
@@ -235,5 +215,23 @@ test('an upstream that never answers gives SERVFAIL after the timeout', async ()
   } finally {
     await p.close();
     blackHole.close();
+  }
+});
+
+test('EDNS queries get an OPT back and the larger UDP size they asked for', async () => {
+  const sock = dgram.createSocket('udp4');
+  try {
+    const q = decodeMessage(query(5, 'big.sample', RRType.A));
+    assert.ok(q.ok);
+    q.message.additionals.push({ name: '', type: RRType.OPT, class: 4096, ttl: 0, data: Buffer.from([0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8]) });
+    const reply = new Promise<Buffer>((r) => sock.once('message', r));
+    sock.send(encodeMessage(q.message), port, '127.0.0.1');
+    const d = decodeMessage(await reply);
+    assert.ok(d.ok);
+    assert.equal(d.message.header.tc, false);
+    assert.equal(d.message.answers.length, 60);
+    assert.equal(d.message.additionals.filter((r) => r.type === RRType.OPT).length, 1);
+  } finally {
+    sock.close();
   }
 });

@@ -7,6 +7,7 @@ import { createSniPassthroughGateway, formatOutboundSni } from '../src/proxy/gat
 import type { Endpoint, OutboundSni, SniPassthroughGateway } from '../src/proxy/gateway/index.js';
 import type { AccessLogRecord } from '../src/proxy/telemetry/index.js';
 import { createTestPki } from './proxy-certs.js';
+import { manualClock } from './proxy-clock.js';
 import type { Leaf, TestPki } from './proxy-certs.js';
 
 const SLEEP_ID = 'spiffe://cluster.local/ns/sample/sa/sleep';
@@ -268,4 +269,53 @@ test('many concurrent connections are balanced round robin, across two gateway r
     assert.equal(g.logs.length, n / 2);
   }
   assert.equal(g1.gw.connectionCount() + g2.gw.connectionCount(), 0);
+});
+
+test('timeouts run on the injected clock: a silent client is refused, a hanging connect moves on', async () => {
+  const clock = manualClock();
+  const logs: AccessLogRecord[] = [];
+  let logged!: () => void;
+  let onLog = new Promise<void>((r) => (logged = r));
+  const hanging: Endpoint = { address: '127.0.0.1', port: 1 };
+  const dials: number[] = [];
+  const gw = createSniPassthroughGateway({
+    port: 0,
+    host: '127.0.0.1',
+    clock,
+    peekTimeoutMs: 5000,
+    connectTimeoutMs: 3000,
+    resolve: (t) => (t.fqdn === 'httpbin.default.svc.cluster.local' ? [hanging, httpbin.endpoint] : undefined),
+    // A socket that never connects stands in for a blackholed endpoint.
+    connect: (ep) => (dials.push(ep.port), ep.port === 1 ? new net.Socket() : net.connect({ host: ep.address, port: ep.port, allowHalfOpen: true })),
+    onLog: (r) => {
+      logs.push(r);
+      logged();
+    },
+  });
+  gateways.push(gw);
+  const { port } = await gw.listen();
+
+  const silent = net.connect(port, '127.0.0.1');
+  silent.on('error', () => {});
+  const silentClosed = new Promise((r) => silent.once('close', r));
+  await new Promise((r) => silent.once('connect', r));
+  while (clock.pending() === 0) await new Promise((r) => setImmediate(r)); // the peek timer is armed
+  clock.advance(4999);
+  assert.equal(logs.length, 0);
+  clock.advance(1);
+  await silentClosed;
+  await onLog;
+  assert.equal(logs[0]!.response_flags, 'NR');
+
+  onLog = new Promise<void>((r) => (logged = r));
+  const session = dialThrough(port, httpbinSni, httpbinId, Buffer.from('through'));
+  while (dials.length === 0) await new Promise((r) => setImmediate(r));
+  assert.deepEqual(dials, [1], 'round robin starts at the hanging endpoint');
+  clock.advance(3000);
+  const s = await session;
+  assert.equal(s.hello.backend, 'httpbin-a');
+  assert.equal(s.echoed.toString(), 'through');
+  await onLog;
+  assert.deepEqual(dials, [1, httpbin.endpoint.port]);
+  assert.equal(logs[1]!.upstream_host, `127.0.0.1:${httpbin.endpoint.port}`);
 });
