@@ -45,6 +45,8 @@ export interface SniPassthroughGatewayOptions {
   maxConnectAttempts?: number;
   /** A connection with no bytes in either direction for this long is closed; default 1 h (Envoy's tcp_proxy). */
   idleTimeoutMs?: number;
+  /** Downstream connections open at once; Node closes further ones on accept. Default unlimited. */
+  maxConnections?: number;
   /** Upstream dialer, injectable for tests; default net.connect with half-close allowed. */
   connect?(endpoint: Endpoint): net.Socket;
 }
@@ -73,7 +75,7 @@ function validate(options: SniPassthroughGatewayOptions): void {
     problems.push({ path: 'port', message: `must be an integer 0..65535 (got ${String(options.port)})` });
   }
   if (typeof options.resolve !== 'function') problems.push({ path: 'resolve', message: 'must be a function' });
-  for (const name of ['peekTimeoutMs', 'maxClientHelloBytes', 'connectTimeoutMs', 'maxConnectAttempts', 'idleTimeoutMs'] as const) positive(name);
+  for (const name of ['peekTimeoutMs', 'maxClientHelloBytes', 'connectTimeoutMs', 'maxConnectAttempts', 'idleTimeoutMs', 'maxConnections'] as const) positive(name);
   if (problems.length > 0) throw new ValidationError(problems.map((p) => ({ resource: 'SniPassthroughGateway', ...p })));
 }
 
@@ -98,6 +100,8 @@ export function createSniPassthroughGateway(options: SniPassthroughGatewayOption
       down.destroy();
     });
   });
+
+  if (options.maxConnections !== undefined) server.maxConnections = options.maxConnections;
 
   async function handle(down: net.Socket): Promise<void> {
     const startedAt = clock.now();

@@ -73,7 +73,6 @@ export function parseClientHello(data: Uint8Array): ClientHelloParse {
     }
     if (available < length) return { kind: 'need-more' };
     offset = start + length;
-    if (wanted < 0) continue;
   }
   const message = Buffer.concat(fragments).subarray(HANDSHAKE_HEADER, wanted);
   const body = parseBody(message);
