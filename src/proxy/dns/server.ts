@@ -24,7 +24,10 @@ export interface DnsProxyOptions {
   port?: number;
   /** default 127.0.0.1 */
   host?: string;
-  /** Mesh names; undefined for a name the mesh does not know. Called per candidate name, so keep it cheap. */
+  /**
+   * Mesh names; undefined for a name the mesh does not know. Called per query and candidate name, so keep
+   * it cheap; it is read on every query, so a lookup over a swapped-in name table follows NDS updates.
+   */
   lookup: MeshLookup;
   /** The client's search list, e.g. `ns.svc.cluster.local`, `svc.cluster.local`, `cluster.local`. */
   searchDomains?: readonly string[];
