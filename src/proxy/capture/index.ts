@@ -1,0 +1,2 @@
+export { originalDestination, originalDstSupport } from './original-dst.js';
+export type { OriginalDstResult, OriginalDstFailure } from './original-dst.js';

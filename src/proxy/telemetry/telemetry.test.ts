@@ -1,0 +1,90 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Registry } from 'prom-client';
+import { ACCESS_LOG_FIELDS, createAccessLogger, createMeshMetrics, createPrometheusHandler, formatAddress, formatResponseFlags } from './index.js';
+
+test('access log lines carry exactly the Envoy field names, in order, with nulls for unknowns', () => {
+  const lines: string[] = [];
+  const log = createAccessLogger({ write: (l) => lines.push(l) });
+  log.log({ start_time: '2026-01-01T00:00:00.000Z', requested_server_name: 'outbound_.80_._.a.b.svc.cluster.local', response_flags: 'UF', bytes_sent: 12 });
+  assert.equal(lines.length, 1);
+  const obj = JSON.parse(lines[0]!) as Record<string, unknown>;
+  assert.deepEqual(Object.keys(obj), [...ACCESS_LOG_FIELDS]);
+  assert.equal(obj.requested_server_name, 'outbound_.80_._.a.b.svc.cluster.local');
+  assert.equal(obj.response_flags, 'UF');
+  assert.equal(obj.bytes_sent, 12);
+  assert.equal(obj.bytes_received, 0);
+  assert.equal(obj.method, null);
+  log.log({ start_time: '2026-01-01T00:00:00.000Z' });
+  assert.equal((JSON.parse(lines[1]!) as Record<string, unknown>).response_flags, '-');
+});
+
+test('addresses and flags are formatted as Envoy prints them', () => {
+  assert.equal(formatAddress('10.0.0.1', 80), '10.0.0.1:80');
+  assert.equal(formatAddress('::ffff:127.0.0.1', 5), '127.0.0.1:5');
+  assert.equal(formatAddress('fd00::1', 443), '[fd00::1]:443');
+  assert.equal(formatAddress(undefined, 1), null);
+  assert.equal(formatResponseFlags([]), '-');
+  assert.equal(formatResponseFlags(['UF', 'URX', 'UF']), 'UF,URX');
+});
+
+test('Istio standard metrics are scraped from /stats/prometheus with their labels', async () => {
+  const registry = new Registry();
+  const metrics = createMeshMetrics(registry);
+  const labels = {
+    reporter: 'destination',
+    source_workload: 'sleep',
+    source_workload_namespace: 'sample',
+    source_principal: 'spiffe://cluster.local/ns/sample/sa/sleep',
+    source_cluster: 'cluster-1',
+    destination_service: 'helloworld.sample.svc.cluster.local',
+    destination_service_name: 'helloworld',
+    destination_service_namespace: 'sample',
+    destination_workload: 'helloworld-v1',
+    destination_workload_namespace: 'sample',
+    destination_principal: 'spiffe://cluster.local/ns/sample/sa/helloworld',
+    destination_cluster: 'cluster-2',
+    connection_security_policy: 'mutual_tls',
+  };
+  metrics.recordRequest({ ...labels, request_protocol: 'http', response_code: 200 }, { durationMs: 7, requestBytes: 0, responseBytes: 1024 });
+  metrics.recordRequest({ ...labels, request_protocol: 'http', response_code: 503, response_flags: 'UF' }, { durationMs: 1, requestBytes: 0, responseBytes: 19 });
+  metrics.tcpOpened(labels);
+  metrics.tcpBytes(labels, { sent: 300, received: 120 });
+  metrics.tcpClosed(labels);
+
+  const handler = createPrometheusHandler(registry);
+  const server = http.createServer((req, res) => {
+    if (!handler(req, res)) res.writeHead(404).end();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  try {
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    assert.equal((await fetch(`${base}/other`)).status, 404);
+    const res = await fetch(`${base}/stats/prometheus`);
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type') ?? '', /text\/plain/);
+    const text = await res.text();
+    const sample = (name: string, must: string[]): number => {
+      const line = text.split('\n').find((l) => l.startsWith(name + '{') && must.every((m) => l.includes(m)));
+      assert.ok(line, `no ${name} sample with ${must.join(' ')}`);
+      return Number(line.slice(line.lastIndexOf(' ') + 1));
+    };
+    const who = ['reporter="destination"', 'source_workload="sleep"', 'destination_cluster="cluster-2"', 'connection_security_policy="mutual_tls"'];
+    assert.equal(sample('istio_requests_total', [...who, 'response_code="200"', 'response_flags="-"']), 1);
+    assert.equal(sample('istio_requests_total', [...who, 'response_code="503"', 'response_flags="UF"']), 1);
+    assert.equal(sample('istio_request_duration_milliseconds_bucket', ['response_code="200"', 'le="10"']), 1);
+    assert.equal(sample('istio_request_duration_milliseconds_bucket', ['response_code="200"', 'le="5"']), 0);
+    assert.equal(sample('istio_response_bytes_sum', ['response_code="200"']), 1024);
+    assert.equal(sample('istio_request_bytes_count', ['response_code="503"']), 1);
+    assert.equal(sample('istio_tcp_connections_opened_total', [...who, 'request_protocol="tcp"']), 1);
+    assert.equal(sample('istio_tcp_connections_closed_total', who), 1);
+    assert.equal(sample('istio_tcp_sent_bytes_total', who), 300);
+    assert.equal(sample('istio_tcp_received_bytes_total', who), 120);
+    // Labels not given are "unknown", as Istio reports missing peer metadata.
+    assert.ok(text.includes('source_app="unknown"'));
+  } finally {
+    server.close();
+  }
+});
