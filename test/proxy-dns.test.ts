@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { Resolver } from 'node:dns/promises';
+import { allocateVips } from '../src/registry/index.js';
 import {
-  allocateVips,
   createDnsProxy,
   createNameTableLookup,
   decodeMessage,

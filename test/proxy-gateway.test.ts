@@ -3,8 +3,10 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import tls from 'node:tls';
 import { randomBytes } from 'node:crypto';
-import { createSniPassthroughGateway, formatOutboundSni } from '../src/proxy/gateway/index.js';
-import type { Endpoint, OutboundSni, SniPassthroughGateway } from '../src/proxy/gateway/index.js';
+import { createSniPassthroughGateway } from '../src/proxy/gateway/index.js';
+import { outboundSni } from '../src/xds/index.js';
+import type { OutboundSni } from '../src/xds/index.js';
+import type { Endpoint, SniPassthroughGateway } from '../src/proxy/gateway/index.js';
 import type { AccessLogRecord } from '../src/proxy/telemetry/index.js';
 import { createTestPki } from './proxy-certs.js';
 import { manualClock } from './proxy-clock.js';
@@ -143,7 +145,7 @@ let reviewsV1: Backend;
 let reviewsV2: Backend;
 const httpbinId = 'spiffe://cluster.local/ns/default/sa/httpbin';
 const reviewsId = 'spiffe://cluster.local/ns/bookinfo/sa/reviews';
-const httpbinSni = formatOutboundSni({ port: 8000, fqdn: 'httpbin.default.svc.cluster.local' });
+const httpbinSni = outboundSni(8000, '', 'httpbin.default.svc.cluster.local');
 
 before(async () => {
   pki = await createTestPki();
@@ -168,7 +170,7 @@ after(async () => {
 test('routes by SNI without terminating: the backend sees the client certificate, ALPN and SNI', async () => {
   const g = await startGateway((t) => table.get(t.clusterName));
   const payload = randomBytes(200_000);
-  const v1 = await dialThrough(g.port, formatOutboundSni({ port: 9080, subset: 'v1', fqdn: 'reviews.bookinfo.svc.cluster.local' }), reviewsId, payload);
+  const v1 = await dialThrough(g.port, outboundSni(9080, 'v1', 'reviews.bookinfo.svc.cluster.local'), reviewsId, payload);
   assert.equal(v1.hello.backend, 'reviews-v1');
   assert.equal(v1.hello.peer, `URI:${SLEEP_ID}`);
   assert.equal(v1.hello.alpn, 'istio');

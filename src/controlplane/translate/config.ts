@@ -4,7 +4,6 @@ import type {
   GatewaySpec,
   HTTPRoute,
   LocalityLbSetting,
-  TrafficPolicy,
   VirtualServiceSpec,
 } from '../../api/index.js';
 

@@ -6,4 +6,3 @@ export { createDnsProxy, answerLocally, DEFAULT_DNS_PROXY_PORT } from './server.
 export type { DnsProxy, DnsProxyOptions } from './server.js';
 export { forwardQuery, parseUpstream } from './upstream.js';
 export type { UpstreamServer, ForwardResult, ForwardOptions } from './upstream.js';
-export { allocateVips, AUTO_VIP_PREFIX } from './vip.js';

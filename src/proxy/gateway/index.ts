@@ -1,6 +1,4 @@
 export { createSniPassthroughGateway, DEFAULT_GATEWAY_PORT } from './sni-passthrough.js';
 export type { SniPassthroughGateway, SniPassthroughGatewayOptions } from './sni-passthrough.js';
-export { parseOutboundSni, formatOutboundSni } from './sni.js';
-export type { OutboundSni } from './sni.js';
 export { pickOrder, spliceSockets } from './splice.js';
 export type { Endpoint, SpliceOutcome } from './splice.js';

@@ -16,8 +16,8 @@ import { silentLogger } from '../../shared/log.js';
 import { peekClientHello } from '../tls/index.js';
 import type { AccessLogRecord } from '../telemetry/index.js';
 import { completeAccessLogRecord, formatAddress, formatResponseFlags } from '../telemetry/index.js';
-import { parseOutboundSni } from './sni.js';
-import type { OutboundSni } from './sni.js';
+import { parseOutboundSni } from '../../xds/index.js';
+import type { OutboundSni } from '../../xds/index.js';
 import { pickOrder, spliceSockets } from './splice.js';
 import type { Endpoint } from './splice.js';
 

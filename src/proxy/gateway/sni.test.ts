@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { formatOutboundSni, parseOutboundSni, pickOrder, createSniPassthroughGateway } from './index.js';
+import { outboundSni, parseOutboundSni } from '../../xds/index.js';
+import { pickOrder, createSniPassthroughGateway } from './index.js';
 import { ValidationError } from '../../shared/errors.js';
 
 test('outbound SNIs parse into port, subset, host and cluster name', () => {
@@ -40,7 +41,7 @@ test('format and parse are inverse', () => {
   fc.assert(
     fc.property(fc.integer({ min: 1, max: 65535 }), fc.oneof(fc.constant(''), label), fc.array(label, { minLength: 1, maxLength: 5 }), (port, subset, labels) => {
       const fqdn = labels.join('.');
-      const parsed = parseOutboundSni(formatOutboundSni({ port, subset, fqdn }));
+      const parsed = parseOutboundSni(outboundSni(port, subset, fqdn));
       assert.deepEqual(parsed && { port: parsed.port, subset: parsed.subset, fqdn: parsed.fqdn }, { port, subset, fqdn });
     }),
   );
