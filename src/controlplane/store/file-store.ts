@@ -205,6 +205,7 @@ class FileStoreImpl implements FileStore {
   apply(resources: readonly Resource[], opts: ApplyOptions = {}): Promise<ApplyResult> {
     return this.serial(async () => {
       const txn = this.state.prepareApply(resources, opts.mode ?? 'apply');
+      if (opts.dryRun) return { revision: this.state.revision(), outcomes: txn.outcomes };
       await this.commit(txn);
       return { revision: txn.revision, outcomes: txn.outcomes };
     });

@@ -35,6 +35,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Store {
     apply: (resources: readonly Resource[], opts: ApplyOptions = {}) =>
       run((): ApplyResult => {
         const txn = state.prepareApply(resources, opts.mode ?? 'apply');
+        if (opts.dryRun) return { revision: state.revision(), outcomes: txn.outcomes };
         state.commit(txn.revision, txn.changes);
         return { revision: txn.revision, outcomes: txn.outcomes };
       }),

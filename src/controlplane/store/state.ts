@@ -139,8 +139,8 @@ export class StoreState {
     for (const key of keys) {
       const k = keyString(key);
       const existing = this.objects.get(k);
-      if (!existing) continue;
-      doomed.set(k, existing);
+      if (existing) doomed.set(k, existing);
+      // Contents go even when the Namespace object itself was never created (universal mode does not require it).
       if (isCoreNamespace(key)) {
         for (const [ok, o] of this.objects) {
           if (o.metadata.namespace === key.name) doomed.set(ok, o);

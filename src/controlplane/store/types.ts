@@ -32,6 +32,8 @@ export type ApplyMode =
 
 export interface ApplyOptions {
   mode?: ApplyMode;
+  /** Check everything and report outcomes, but commit nothing. */
+  dryRun?: boolean;
 }
 
 export interface ApplyOutcome {
@@ -69,7 +71,8 @@ export interface StoreWatch {
  * - apply() and delete() are each one all-or-nothing transaction with one new revision shared by every object it
  *   changes; transactions are serialised in call order. A resolved promise means the change is durable (for the
  *   file store: fsynced) and already visible to get/list/watch.
- * - Deleting a core `Namespace` deletes every object in that namespace in the same transaction.
+ * - Deleting a core `Namespace` key deletes every object in that namespace in the same transaction (even when no
+ *   Namespace object exists).
  * - watch(from, cb) delivers, synchronously and in revision order, every event with revision > from: first the
  *   retained history, during the call, then each new transaction right after it commits. It throws
  *   RevisionGoneError when events after `from` are no longer retained (relist, then watch from the list revision).
