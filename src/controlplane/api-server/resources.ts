@@ -9,7 +9,6 @@ import {
   StoreClosedError,
   StoreWriteError,
   groupOf,
-  parseLabelSelector,
 } from '../store/index.js';
 import type { ResourceKey } from '../store/index.js';
 import type { HandlerContext, ResourcePath } from './context.js';
@@ -32,13 +31,14 @@ const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
 /** Finds the kind behind a plural: the table, then kinds already stored in that group, then the body's kind. */
 export function resolve(ctx: HandlerContext, p: ResourcePath, bodyKind?: unknown): Resolved {
   let info = kindForPlural(p.plural);
+  const known = info !== undefined;
   if (!info) {
     const stored = ctx.store.list().items.find((o) => groupOf(o.apiVersion) === p.group && pluralize(o.kind) === p.plural);
     const kind = stored?.kind ?? (typeof bodyKind === 'string' && pluralize(bodyKind) === p.plural ? bodyKind : undefined);
     if (!kind) {
       throw new HttpError(404, 'NotFound', `the server could not find the requested resource: no kind is served as "${p.plural}" in group "${p.group || 'core'}"`);
     }
-    // Unknown kinds take their scope from the URL.
+    // Unknown kinds take their scope from the URL; listing them without a namespace spans all namespaces.
     info = { ...infoForKind(kind, p.group), namespaced: p.namespace !== undefined };
   }
   if (!info.namespaced && p.namespace !== undefined) {
@@ -51,7 +51,7 @@ export function resolve(ctx: HandlerContext, p: ResourcePath, bodyKind?: unknown
     info,
     group: p.group,
     apiVersion: p.group ? `${p.group}/${p.version}` : p.version,
-    namespace: info.namespaced ? p.namespace : '',
+    namespace: known ? (info.namespaced ? p.namespace : '') : (p.namespace ?? (p.name === undefined ? undefined : '')),
     ...(p.name !== undefined ? { name: p.name } : {}),
   };
 }

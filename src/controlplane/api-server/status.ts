@@ -83,7 +83,9 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
       size += c.length;
       if (size > limit) {
         reject(new HttpError(413, 'RequestEntityTooLarge', `request body exceeds ${limit} bytes`));
-        req.destroy();
+        chunks.length = 0;
+        // Keep reading (and discarding) so the client sees the 413 rather than a reset; cut off abusive senders.
+        if (size > limit * 16) req.destroy();
         return;
       }
       chunks.push(c);
