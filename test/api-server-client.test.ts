@@ -138,6 +138,27 @@ describe('kube-client over TLS', () => {
   });
 });
 
+describe('client certificates', () => {
+  it('a certificate that verifies against clientCa gets the configured role; none gets 401', async () => {
+    const server = selfSignedCert('api');
+    const user = selfSignedCert('remote-cluster-2');
+    const t = await startApi({ tls: { ...server, clientCa: user.cert }, auth: { clientCertRole: 'read' } });
+    const withCert = createKubeClient({ server: t.url, ca: server.cert, clientCert: user.cert, clientKey: user.key });
+    const without = createKubeClient({ server: t.url, ca: server.cert });
+    const stranger = selfSignedCert('stranger');
+    const wrongCert = createKubeClient({ server: t.url, ca: server.cert, clientCert: stranger.cert, clientKey: stranger.key });
+    try {
+      assert.deepEqual((await withCert.list(SERVICES)).items, []);
+      await rejectsWith(withCert.apply([svc('x')]), 'E_KUBE_FORBIDDEN', /cert:remote-cluster-2 is read-only/);
+      await rejectsWith(without.list(SERVICES), 'E_KUBE_UNAUTHORIZED');
+      await rejectsWith(wrongCert.list(SERVICES), 'E_KUBE_UNAUTHORIZED');
+    } finally {
+      for (const c of [withCert, without, wrongCert]) c.close();
+      await t.close();
+    }
+  });
+});
+
 describe('informer', () => {
   it('lists, then follows changes through a server restart, resuming from its last version', async () => {
     const dir = join(root, 'restart');

@@ -323,6 +323,8 @@ describe('resource API: watch', () => {
     const gone = await call(t.url, 'GET', `/api/v1/services?watch=true&resourceVersion=${rv}`);
     assert.equal(gone.status, 410);
     assert.equal(gone.body.reason, 'Expired');
+    const future = await call(t.url, 'GET', `/api/v1/services?watch=true&resourceVersion=${t.store.revision() + 5}`);
+    assert.equal(future.status, 410, 'a version from another history forces a relist');
   });
 
   it('ends watch streams on timeoutSeconds and when the server closes', async () => {

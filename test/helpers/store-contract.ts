@@ -154,3 +154,61 @@ export function storeContract(name: string, open: (opts: { historyLimit?: number
     });
   });
 }
+
+/** Extra contract cases (kept apart so the main suite reads as a story). */
+export function storeContractExtras(name: string, open: () => Promise<Store>): void {
+  describe(`Store contract extras: ${name}`, () => {
+    it('deleting a Namespace key removes its contents even without a Namespace object', async () => {
+      const store = await open();
+      try {
+        await store.apply([svc('a', 'loose'), vs('b', 'loose'), svc('c', 'other')]);
+        const r = await store.delete([{ group: '', kind: 'Namespace', namespace: '', name: 'loose' }]);
+        assert.deepEqual(r.deleted.map((o) => o.metadata.name).sort(), ['a', 'b']);
+        assert.equal(store.list(undefined, 'loose').items.length, 0);
+        assert.equal(store.list().items.length, 1);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it('dryRun reports outcomes and commits nothing', async () => {
+      const store = await open();
+      try {
+        await store.apply([svc('a')]);
+        const seen: WatchEvent[] = [];
+        const w = store.watch(store.revision(), (e) => seen.push(e));
+        const r = await store.apply([svc('a', 'default', { x: 'y' }), svc('b')], { dryRun: true });
+        w.cancel();
+        assert.deepEqual(r.outcomes.map((o) => o.action), ['configured', 'created']);
+        assert.equal(store.revision(), 1);
+        assert.equal(store.get({ group: '', kind: 'Service', namespace: 'default', name: 'b' }), undefined);
+        assert.deepEqual(seen, []);
+        await assert.rejects(store.apply([svc('a')], { mode: 'create', dryRun: true }), AlreadyExistsError);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it('a watcher that throws does not break the transaction or other watchers', async () => {
+      const store = await open();
+      try {
+        const seen: string[] = [];
+        store.watch(0, () => {
+          throw new Error('boom');
+        });
+        store.watch(0, (e) => seen.push(e.object.metadata.name));
+        await store.apply([svc('a')]);
+        assert.deepEqual(seen, ['a']);
+        assert.ok(store.get({ group: '', kind: 'Service', namespace: 'default', name: 'a' }));
+      } finally {
+        await store.close();
+      }
+    });
+
+    it('rejects writes after close', async () => {
+      const store = await open();
+      await store.close();
+      await assert.rejects(store.apply([svc('late')]), /closed/);
+    });
+  });
+}

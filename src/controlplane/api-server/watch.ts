@@ -62,6 +62,11 @@ export function serveWatch(ctx: HandlerContext, req: IncomingMessage, res: Serve
     from = snap.revision;
   } else {
     from = Number(rvParam);
+    // A version from the future means this store is not the history the client saw (data dir wiped or restored):
+    // make the client relist rather than silently miss changes.
+    if (from > ctx.store.revision()) {
+      throw new HttpError(410, 'Expired', `resourceVersion ${from} is newer than this server's ${ctx.store.revision()}; relist`);
+    }
   }
   try {
     watch = ctx.store.watch(from, onEvent);
