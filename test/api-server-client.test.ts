@@ -14,6 +14,7 @@ import {
   createInformer,
   createKubeClient,
   parseKubeconfig,
+  watchCluster,
 } from '../src/registry/kube-client/index.js';
 import type { InformerEvent, KubeClient, SyncState } from '../src/registry/kube-client/index.js';
 import { READ, WRITE, startApi } from './helpers/api.js';
@@ -284,6 +285,65 @@ describe('informer', () => {
       client.close();
       server.closeAllConnections();
       await new Promise((r) => server.close(r));
+    }
+  });
+});
+
+describe('watchCluster', () => {
+  it('follows several kinds with one combined state, through an outage', async () => {
+    const VS = { apiVersion: 'networking.istio.io/v1', kind: 'VirtualService' };
+    const NS = { apiVersion: 'v1', kind: 'Namespace' };
+    const store = createMemoryStore();
+    await store.apply([svc('a', 'sample'), { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'sample' } }]);
+    let t = await startApi({ store });
+    const port = t.port;
+    const client = createKubeClient({ server: t.url, token: READ });
+    const states: string[] = [];
+    const seen: string[] = [];
+    let waiter: (() => void) | undefined;
+    let want: () => boolean = () => false;
+    const until = (check: () => boolean): Promise<void> => {
+      if (check()) return Promise.resolve();
+      want = check;
+      return new Promise((r) => (waiter = r));
+    };
+    const poke = (): void => {
+      if (waiter && want()) {
+        const w = waiter;
+        waiter = undefined;
+        w();
+      }
+    };
+    const cw = watchCluster({
+      client,
+      types: [SERVICES, VS, NS],
+      backoff: { initialMs: 20, maxMs: 50 },
+      onEvent: (type, e) => {
+        seen.push(`${type.kind} ${e.type}`);
+        poke();
+      },
+      onState: (s) => {
+        states.push(s.status === 'error' ? `error ${s.code}` : s.status);
+        poke();
+      },
+    });
+    cw.start();
+    try {
+      await until(() => cw.state().status === 'synced');
+      assert.deepEqual(seen.sort(), ['Namespace reset', 'Service reset', 'VirtualService reset']);
+      assert.equal(cw.items(SERVICES).length, 1);
+      assert.equal(cw.items(NS).length, 1);
+      await store.delete([{ group: '', kind: 'Namespace', namespace: '', name: 'sample' }]);
+      await until(() => cw.items(SERVICES).length === 0 && cw.items(NS).length === 0);
+      await t.close();
+      await until(() => cw.state().status === 'error');
+      t = await startApi({ store, port });
+      await until(() => cw.state().status === 'synced');
+      assert.deepEqual(states, ['synced', 'error E_KUBE_UNREACHABLE', 'synced']);
+    } finally {
+      cw.stop();
+      client.close();
+      await t.close();
     }
   });
 });

@@ -17,3 +17,5 @@ export type {
 export { createInformer } from './informer.js';
 export type { Informer, InformerEvent, InformerOptions, SyncState } from './informer.js';
 export { KubeClientError, KubeconfigError } from './errors.js';
+export { watchCluster, combineStates } from './cluster-watch.js';
+export type { ClusterWatch, ClusterWatchOptions } from './cluster-watch.js';
