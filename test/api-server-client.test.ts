@@ -192,7 +192,9 @@ describe('informer', () => {
       assert.equal(inf.state().status, 'synced');
       const after = rec.events.slice(2);
       assert.deepEqual(after.map((e) => e.type), ['ADDED'], 'resumed, not relisted: the log since the last snapshot covers the gap');
-      assert.deepEqual(rec.states.map((s) => s.status), ['synced', 'error', 'synced']);
+      // Consecutive errors with different reasons (reset, then refused) are separate reports of one outage.
+      const statuses = rec.states.map((s) => s.status).filter((s, i, all) => s !== all[i - 1]);
+      assert.deepEqual(statuses, ['synced', 'error', 'synced']);
     } finally {
       inf.stop();
       client.close();
@@ -339,7 +341,7 @@ describe('watchCluster', () => {
       await until(() => cw.state().status === 'error');
       t = await startApi({ store, port });
       await until(() => cw.state().status === 'synced');
-      assert.deepEqual(states, ['synced', 'error E_KUBE_UNREACHABLE', 'synced']);
+      assert.deepEqual(states.filter((s, i) => s !== states[i - 1]), ['synced', 'error E_KUBE_UNREACHABLE', 'synced']);
     } finally {
       cw.stop();
       client.close();

@@ -2,6 +2,7 @@ import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createMemoryStore } from '../src/controlplane/store/index.js';
+import type { Store } from '../src/controlplane/store/index.js';
 import { READ, WRITE, call, openWatch, startApi } from './helpers/api.js';
 import type { TestApi } from './helpers/api.js';
 
@@ -325,6 +326,37 @@ describe('resource API: watch', () => {
     assert.equal(gone.body.reason, 'Expired');
     const future = await call(t.url, 'GET', `/api/v1/services?watch=true&resourceVersion=${t.store.revision() + 5}`);
     assert.equal(future.status, 410, 'a version from another history forces a relist');
+  });
+
+  it('releases the store watch when the client goes away', async () => {
+    const inner = createMemoryStore();
+    let active = 0;
+    let onCancel: (() => void) | undefined;
+    const store: Store = {
+      ...inner,
+      watch(from, cb) {
+        const w = inner.watch(from, cb);
+        active++;
+        return {
+          cancel() {
+            w.cancel();
+            active--;
+            onCancel?.();
+          },
+        };
+      },
+    };
+    const s = await startApi({ store });
+    try {
+      const w = await openWatch(s.url, '/api/v1/services?watch=true');
+      assert.equal(active, 1);
+      const cancelled = new Promise<void>((r) => (onCancel = r));
+      w.close();
+      await cancelled;
+      assert.equal(active, 0);
+    } finally {
+      await s.close();
+    }
   });
 
   it('ends watch streams on timeoutSeconds and when the server closes', async () => {

@@ -104,6 +104,6 @@ export function serveWatch(ctx: HandlerContext, req: IncomingMessage, res: Serve
     ctx.watches.delete(res);
     if (!res.writableEnded) res.end();
   }
+  // The response closes when the stream ends or the client goes away.
   res.on('close', stop);
-  req.on('close', stop);
 }

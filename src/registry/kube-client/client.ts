@@ -219,6 +219,7 @@ async function watchStream(t: Transport, clock: Clock, type: TypeRef, opts: Watc
       res.on('aborted', () => reject(new Error('watch stream aborted')));
       res.on('close', () => resolve());
     });
+    if (idleFired) throw new Error('idle');
   } catch (err) {
     if (idleFired) throw new KubeClientError('E_KUBE_TIMEOUT', `watch on ${server} received nothing for ${opts.idleTimeoutMs} ms`);
     throw networkError(err, server);

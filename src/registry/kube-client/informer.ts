@@ -71,7 +71,13 @@ export function createInformer(opts: InformerOptions): Informer {
     opts.onState?.(state);
   };
   const emit = (e: InformerEvent): void => {
-    if (running) opts.onEvent(e);
+    if (!running) return;
+    try {
+      opts.onEvent(e);
+    } catch (err) {
+      // A consumer bug must not stall the watch (or replay the event forever).
+      logger.error('informer: onEvent threw; continuing', { kind: opts.type.kind, error: String(err) });
+    }
   };
   const sleep = (ms: number): Promise<void> =>
     new Promise((resolve) => {
