@@ -111,7 +111,13 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
 }
 
 async function handle(ctx: HandlerContext, auth: ApiAuth, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const url = new URL(req.url ?? '/', 'http://localhost');
+  let url: URL;
+  try {
+    // Prefixing the origin (rather than passing it as base) keeps `//x` a path instead of a host.
+    url = new URL(`http://localhost${(req.url ?? '/').startsWith('/') ? '' : '/'}${req.url ?? ''}`);
+  } catch {
+    throw new HttpError(400, 'BadRequest', `malformed request URL ${JSON.stringify(req.url)}`);
+  }
   const route = parsePath(url.pathname);
   if (route.type === 'healthz') {
     res.writeHead(200, { 'content-type': 'text/plain' });
