@@ -13,9 +13,9 @@ const root = mkdtempSync(join(tmpdir(), 'crossmesh-store-crash-'));
 after(() => rmSync(root, { recursive: true, force: true }));
 
 /** Runs the child until it has acknowledged `acks` more transactions, then SIGKILLs it mid-stream. */
-function runAndKill(dir: string, acks: number, compactBytes: number): Promise<{ lastAck: number; ready: number }> {
+function runAndKill(dir: string, acks: number, compactBytes: number, concurrency: number): Promise<{ lastAck: number; ready: number }> {
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [child, dir, String(compactBytes)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, [child, dir, String(compactBytes), String(concurrency)], { stdio: ['ignore', 'pipe', 'pipe'] });
     let buf = '';
     let lastAck = -1;
     let ready = -1;
@@ -30,7 +30,7 @@ function runAndKill(dir: string, acks: number, compactBytes: number): Promise<{ 
         buf = buf.slice(nl + 1);
         if (word === 'ready') ready = Number(num);
         if (word === 'ack') {
-          lastAck = Number(num);
+          lastAck = Math.max(lastAck, Number(num));
           if (++count === acks) p.kill('SIGKILL');
         }
       }
@@ -43,11 +43,11 @@ function runAndKill(dir: string, acks: number, compactBytes: number): Promise<{ 
   });
 }
 
-it('every acknowledged transaction survives kill -9, repeatedly, with compaction in the mix', async () => {
+it('every acknowledged transaction survives kill -9, repeatedly, with compaction and group commit in the mix', async () => {
   const dir = join(root, 'data');
   let lastRecovered = 0;
   for (const [round, acks] of [40, 90, 7, 150, 60].entries()) {
-    const { lastAck, ready } = await runAndKill(dir, acks, round % 2 === 0 ? 3000 : 64 * 1024);
+    const { lastAck, ready } = await runAndKill(dir, acks, round % 2 === 0 ? 3000 : 64 * 1024, round % 3 === 1 ? 1 : 8);
     assert.equal(ready, lastRecovered, 'the child reopened exactly what the test recovered');
     const store = await createFileStore({ dir });
     try {

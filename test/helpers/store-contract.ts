@@ -205,6 +205,34 @@ export function storeContractExtras(name: string, open: () => Promise<Store>): v
       }
     });
 
+    it('concurrent transactions each see the ones before them (group commit keeps this)', async () => {
+      const store = await open();
+      try {
+        const [first, second] = await Promise.allSettled([
+          store.apply([svc('once')], { mode: 'create' }),
+          store.apply([svc('once')], { mode: 'create' }),
+        ]);
+        assert.equal(first.status, 'fulfilled');
+        assert.ok(second.status === 'rejected' && second.reason instanceof AlreadyExistsError);
+        const results = await Promise.allSettled([
+          store.apply([svc('n1', 'gone')]),
+          store.apply([{ apiVersion: 'v1', kind: 'Service', metadata: { name: '' } } as Resource]),
+          store.apply([svc('n2', 'gone')]),
+          store.delete([{ group: '', kind: 'Namespace', namespace: '', name: 'gone' }]),
+          store.apply([svc('after', 'gone')]),
+        ]);
+        assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled', 'fulfilled', 'fulfilled']);
+        const del = results[3]!;
+        assert.ok(del.status === 'fulfilled' && 'deleted' in del.value);
+        assert.deepEqual(del.value.deleted.map((o) => o.metadata.name).sort(), ['n1', 'n2']);
+        assert.deepEqual(store.list(undefined, 'gone').items.map((o) => o.metadata.name), ['after']);
+        const revs = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value.revision] : []));
+        assert.deepEqual(revs, [2, 3, 4, 5]);
+      } finally {
+        await store.close();
+      }
+    });
+
     it('rejects writes after close', async () => {
       const store = await open();
       await store.close();

@@ -12,7 +12,7 @@ import { StoreClosedError, StoreCorruptError } from './errors.js';
 import { lockDir } from './lock.js';
 import type { DirLock } from './lock.js';
 import { StoreState } from './state.js';
-import type { PreparedTxn } from './state.js';
+import type { Overlay, PreparedTxn } from './state.js';
 import type { ApplyOptions, ApplyResult, DeleteResult, ResourceKey, Store } from './types.js';
 import { MAGIC, decodeLog, encodeRecord } from './wal.js';
 
@@ -41,12 +41,22 @@ export class StoreWriteError extends CrossmeshError {
   }
 }
 
+/** One queued transaction. */
+interface Job {
+  prepare: (view: Overlay) => PreparedTxn;
+  finish: (txn: PreparedTxn, before: number) => unknown;
+  dryRun: boolean;
+  resolve: (v: unknown) => void;
+  reject: (e: unknown) => void;
+}
+
 const SNAPSHOT = 'snapshot.json';
 const LOG = 'wal.log';
 
 /**
  * Opens (or creates) a crash-safe store in `dir`:
  * - every transaction is appended to `wal.log` as one CRC-framed record and fsynced before its promise resolves;
+ *   transactions that arrive while a write is in flight share the next write and fsync (group commit);
  * - compaction writes `snapshot.json` (temp file + fsync + rename + directory fsync), then swaps in an empty log
  *   the same way;
  * - on open, the snapshot is loaded and the log replayed; a torn or corrupt record is logged with its offset and the
@@ -167,6 +177,8 @@ class FileStoreImpl implements FileStore {
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
   private broken: Error | undefined;
+  private pending: Job[] = [];
+  private batchScheduled = false;
 
   constructor(
     private readonly dir: string,
@@ -203,20 +215,20 @@ class FileStoreImpl implements FileStore {
   }
 
   apply(resources: readonly Resource[], opts: ApplyOptions = {}): Promise<ApplyResult> {
-    return this.serial(async () => {
-      const txn = this.state.prepareApply(resources, opts.mode ?? 'apply');
-      if (opts.dryRun) return { revision: this.state.revision(), outcomes: txn.outcomes };
-      await this.commit(txn);
-      return { revision: txn.revision, outcomes: txn.outcomes };
-    });
+    const mode = opts.mode ?? 'apply';
+    return this.submit(
+      (view) => this.state.prepareApply(resources, mode, view),
+      (txn, before) => ({ revision: opts.dryRun ? before : txn.revision, outcomes: txn.outcomes }),
+      opts.dryRun ?? false,
+    );
   }
 
   delete(keys: readonly ResourceKey[]): Promise<DeleteResult> {
-    return this.serial(async () => {
-      const txn = this.state.prepareDelete(keys);
-      await this.commit(txn);
-      return { revision: txn.revision, deleted: txn.changes.map((c) => c.object) };
-    });
+    return this.submit(
+      (view) => this.state.prepareDelete(keys, view),
+      (txn) => ({ revision: txn.revision, deleted: txn.changes.map((c) => c.object) }),
+      false,
+    );
   }
 
   compact(): Promise<void> {
@@ -234,34 +246,76 @@ class FileStoreImpl implements FileStore {
     return done;
   }
 
-  /** Runs write operations one at a time, in call order; one failing does not stop the next. */
+  /** Runs maintenance one at a time with the write batches, in call order; one failing does not stop the next. */
   private serial<T>(fn: () => Promise<T>): Promise<T> {
     if (this.closed) return Promise.reject(new StoreClosedError());
-    const run = this.queue.then(() => {
-      if (this.broken) throw new StoreWriteError(`store is read-only after a failed write: ${this.broken.message}`);
-      return fn();
-    });
+    const run = this.queue.then(fn);
     this.queue = run.catch(() => undefined);
     return run;
   }
 
-  private async commit(txn: PreparedTxn): Promise<void> {
-    if (txn.changes.length === 0) return;
-    const rec = encodeRecord({ revision: txn.revision, changes: txn.changes });
-    try {
-      await this.fh.write(rec);
-      await this.fh.datasync();
-    } catch (err) {
-      await this.undoPartialWrite(err as Error);
-      throw new StoreWriteError(`writing ${join(this.dir, LOG)} failed: ${(err as Error).message}`, { cause: err });
+  /** Queues a transaction; transactions queued while a batch is being written go together in the next one. */
+  private submit<T>(prepare: (view: Overlay) => PreparedTxn, finish: (txn: PreparedTxn, before: number) => T, dryRun: boolean): Promise<T> {
+    if (this.closed) return Promise.reject(new StoreClosedError());
+    return new Promise<T>((resolve, reject) => {
+      this.pending.push({ prepare, finish: finish as Job['finish'], dryRun, resolve: resolve as Job['resolve'], reject });
+      if (!this.batchScheduled) {
+        this.batchScheduled = true;
+        this.queue = this.queue.then(() => this.writeBatch()).catch(() => undefined);
+      }
+    });
+  }
+
+  /**
+   * Group commit: prepares every queued transaction in order against an overlay (each sees the ones before it),
+   * appends all their records with one write and one fsync, then commits and settles them in order.
+   */
+  private async writeBatch(): Promise<void> {
+    this.batchScheduled = false;
+    const batch = this.pending.splice(0);
+    if (this.broken) {
+      for (const j of batch) j.reject(new StoreWriteError(`store is read-only after a failed write: ${this.broken.message}`));
+      return;
     }
-    this.size += rec.length;
-    this.state.commit(txn.revision, txn.changes);
+    const overlay = this.state.overlay();
+    const settled: Array<{ job: Job; txn?: PreparedTxn; before: number; error?: unknown }> = [];
+    for (const job of batch) {
+      const before = overlay.revision();
+      try {
+        const txn = job.prepare(overlay);
+        if (!job.dryRun) overlay.stage(txn);
+        settled.push({ job, txn, before });
+      } catch (error) {
+        settled.push({ job, before, error });
+      }
+    }
+    const writes = settled.filter((s) => s.txn && !s.job.dryRun && s.txn.changes.length > 0);
+    if (writes.length > 0) {
+      const buf = Buffer.concat(writes.map((s) => encodeRecord({ revision: s.txn!.revision, changes: s.txn!.changes })));
+      try {
+        await this.fh.write(buf);
+        await this.fh.datasync();
+      } catch (err) {
+        await this.undoPartialWrite(err as Error);
+        const failure = new StoreWriteError(`writing ${join(this.dir, LOG)} failed: ${(err as Error).message}`, { cause: err });
+        for (const s of settled) s.job.reject(s.error ?? failure);
+        return;
+      }
+      this.size += buf.length;
+    }
+    for (const s of settled) {
+      if (s.txn === undefined) {
+        s.job.reject(s.error);
+        continue;
+      }
+      if (!s.job.dryRun) this.state.commit(s.txn.revision, s.txn.changes);
+      s.job.resolve(s.job.finish(s.txn, s.before));
+    }
     if (this.size > this.compactBytes) {
       try {
         await this.compactNow();
       } catch (err) {
-        // The transaction is durable in the log; a failed compaction only delays log trimming.
+        // The transactions are durable in the log; a failed compaction only delays log trimming.
         this.logger.error('store: compaction failed; will retry after the next write', { error: (err as Error).message });
       }
     }

@@ -24,6 +24,43 @@ export interface Change {
   object: Resource;
 }
 
+/** What prepare*() reads: a state at some revision. */
+export interface StateView {
+  revision(): number;
+  get(key: string): Resource | undefined;
+  entries(): Iterable<[string, Resource]>;
+}
+
+/** Committed state plus staged transactions; reads see the staged ones, the store itself is untouched. */
+export class Overlay implements StateView {
+  private readonly staged = new Map<string, Resource | null>();
+  private rev: number;
+
+  constructor(private readonly base: StateView) {
+    this.rev = base.revision();
+  }
+
+  revision(): number {
+    return this.rev;
+  }
+
+  get(key: string): Resource | undefined {
+    const s = this.staged.get(key);
+    return s === null ? undefined : (s ?? this.base.get(key));
+  }
+
+  *entries(): Iterable<[string, Resource]> {
+    for (const [k, o] of this.base.entries()) if (!this.staged.has(k)) yield [k, o];
+    for (const [k, o] of this.staged) if (o) yield [k, o];
+  }
+
+  stage(txn: PreparedTxn): void {
+    if (txn.changes.length === 0) return;
+    for (const c of txn.changes) this.staged.set(keyString(keyOf(c.object)), c.type === 'DELETED' ? null : c.object);
+    this.rev = txn.revision;
+  }
+}
+
 /** A transaction computed against the current state but not yet committed. */
 export interface PreparedTxn {
   revision: number;
@@ -55,6 +92,18 @@ export class StoreState {
   constructor(private readonly opts: StateOptions) {
     this.historyLimit = opts.historyLimit ?? 10_000;
     this.newUid = opts.newUid ?? randomUUID;
+  }
+
+  /** The committed state, as prepare*() sees it by default. */
+  private readonly committed: StateView = {
+    revision: () => this.rev,
+    get: (k) => this.objects.get(k),
+    entries: () => this.objects.entries(),
+  };
+
+  /** A view that starts as the committed state and absorbs prepared-but-uncommitted transactions. */
+  overlay(): Overlay {
+    return new Overlay(this.committed);
   }
 
   revision(): number {
@@ -93,15 +142,17 @@ export class StoreState {
     return { revision: this.rev, items: items.map(([, o]) => o) };
   }
 
-  prepareApply(resources: readonly Resource[], mode: ApplyMode): PreparedTxn {
+  /** `view` lets a writer prepare several transactions ahead of committing them (group commit). */
+  prepareApply(resources: readonly Resource[], mode: ApplyMode, view: StateView = this.committed): PreparedTxn {
     checkShape(resources);
-    const revision = this.rev + 1;
+    const base = view.revision();
+    const revision = base + 1;
     const changes: Change[] = [];
     const outcomes: ApplyOutcome[] = [];
     for (const input of resources) {
       const key = keyOf(input);
       const ref = formatKey(key);
-      const existing = this.objects.get(keyString(key));
+      const existing = view.get(keyString(key));
       if (mode === 'create' && existing) throw new AlreadyExistsError(ref);
       if (mode === 'update' && !existing) throw new NotFoundError(ref);
       const wantRv = input.metadata.resourceVersion;
@@ -130,19 +181,20 @@ export class StoreState {
       outcomes.push({ resource: frozen, action: existing ? 'configured' : 'created' });
     }
     // Unchanged objects keep their old version; report the revision the caller can watch from.
-    return { revision: changes.length > 0 ? revision : this.rev, changes, outcomes };
+    return { revision: changes.length > 0 ? revision : base, changes, outcomes };
   }
 
-  prepareDelete(keys: readonly ResourceKey[]): PreparedTxn {
-    const revision = this.rev + 1;
+  prepareDelete(keys: readonly ResourceKey[], view: StateView = this.committed): PreparedTxn {
+    const base = view.revision();
+    const revision = base + 1;
     const doomed = new Map<string, Resource>();
     for (const key of keys) {
       const k = keyString(key);
-      const existing = this.objects.get(k);
+      const existing = view.get(k);
       if (existing) doomed.set(k, existing);
       // Contents go even when the Namespace object itself was never created (universal mode does not require it).
       if (isCoreNamespace(key)) {
-        for (const [ok, o] of this.objects) {
+        for (const [ok, o] of view.entries()) {
           if (o.metadata.namespace === key.name) doomed.set(ok, o);
         }
       }
@@ -153,7 +205,7 @@ export class StoreState {
       type: 'DELETED',
       object: deepFreeze({ ...structuredClone(o), metadata: { ...structuredClone(o.metadata), resourceVersion: String(revision) } }),
     }));
-    return { revision: changes.length > 0 ? revision : this.rev, changes, outcomes: [] };
+    return { revision: changes.length > 0 ? revision : base, changes, outcomes: [] };
   }
 
   /** Applies a prepared (or replayed) transaction and tells watchers. */
