@@ -1,4 +1,4 @@
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync, appendFileSync } from 'node:fs';
+import { copyFileSync, existsSync, symlinkSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync, appendFileSync } from 'node:fs';
 import { tmpdir, hostname } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -176,6 +176,8 @@ describe('file store lock', () => {
     const dir = join(root, `d${n++}`);
     const s = await createFileStore({ dir });
     await assert.rejects(createFileStore({ dir }), (err: unknown) => err instanceof StoreLockedError && err.message.includes(dir));
+    symlinkSync(dir, `${dir}-link`);
+    await assert.rejects(createFileStore({ dir: `${dir}-link/.` }), StoreLockedError, 'another path to the same directory');
     await s.close();
     const t = await createFileStore({ dir });
     await t.close();

@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { open, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { open, readFile, realpath, rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StoreLockedError } from './errors.js';
 
@@ -31,7 +31,8 @@ function alive(pid: number): boolean {
  * (shared filesystems) are always treated as live.
  */
 export async function lockDir(dir: string): Promise<DirLock> {
-  const path = join(dir, 'LOCK');
+  // The real path, so `./data` and `/abs/data` (or a symlink) are recognised as one directory in this process.
+  const path = join(await realpath(dir), 'LOCK');
   if (heldHere.has(path)) throw new StoreLockedError(dir, `another store in this process (pid ${process.pid})`);
   const me: LockInfo = { pid: process.pid, host: hostname(), since: new Date().toISOString() };
   const body = JSON.stringify(me) + '\n';
