@@ -86,6 +86,23 @@ describe('resource API: CRUD', () => {
     assert.equal(none.status, 404);
   });
 
+  it('PATCH merges (null deletes), validates, and server-side apply creates or replaces', async () => {
+    const before = t.store.get({ group: '', kind: 'Service', namespace: 'a', name: 'web' })!;
+    const p1 = await call(t.url, 'PATCH', '/api/v1/namespaces/a/services/web', { metadata: { labels: { team: 'x' } } }, WRITE, 'application/merge-patch+json');
+    assert.equal(p1.status, 200);
+    assert.deepEqual(p1.body.metadata.labels, { ...before.metadata.labels, team: 'x' });
+    assert.deepEqual(p1.body.spec, before.spec, 'untouched fields stay');
+    const p2 = await call(t.url, 'PATCH', '/api/v1/namespaces/a/services/web', { metadata: { labels: { team: null } } }, WRITE, 'application/merge-patch+json');
+    assert.equal(p2.body.metadata.labels.team, undefined);
+    const bad = await call(t.url, 'PATCH', '/api/v1/namespaces/a/services/web', { spec: { ports: [{ port: 0 }] } }, WRITE, 'application/merge-patch+json');
+    assert.equal(bad.status, 422);
+    assert.equal(t.store.get({ group: '', kind: 'Service', namespace: 'a', name: 'web' })!.metadata.resourceVersion, p2.body.metadata.resourceVersion);
+    const ssaYaml = 'apiVersion: v1\nkind: Service\nmetadata:\n  name: ssa\nspec:\n  ports: [{port: 9}]\n';
+    const ssa = await call(t.url, 'PATCH', '/api/v1/namespaces/a/services/ssa?fieldManager=kubectl', ssaYaml, WRITE, 'application/apply-patch+yaml');
+    assert.equal(ssa.status, 201);
+    assert.equal(ssa.body.metadata.namespace, 'a');
+  });
+
   it('DELETE returns a Success Status, then 404', async () => {
     const d = await call(t.url, 'DELETE', '/apis/networking.istio.io/v1/namespaces/a/virtualservices/vs1');
     assert.equal(d.status, 200);
@@ -264,8 +281,11 @@ describe('resource API: garbage input', () => {
     const noName = await call(t.url, 'POST', '/apis/crossmesh.io/v1/apply', { kind: 'List', items: [{ apiVersion: 'v1', kind: 'Service', metadata: {} }] });
     assert.equal(noName.status, 422);
     assert.equal(noName.body.details.causes[0].field, 'metadata.name');
-    const patch = await call(t.url, 'PATCH', '/api/v1/namespaces/a/services/x', '{}');
-    assert.equal(patch.status, 405);
+    const patch = await call(t.url, 'PATCH', '/api/v1/namespaces/a/services/x', '{}', WRITE, 'application/merge-patch+json');
+    assert.equal(patch.status, 404);
+    const strategic = await call(t.url, 'PATCH', '/api/v1/namespaces/a/services/x', '{}', WRITE, 'application/strategic-merge-patch+json');
+    assert.equal(strategic.status, 415);
+    assert.match(strategic.body.message, /merge-patch\+json/);
   });
 
   it('survives raw protocol garbage on the socket', async () => {

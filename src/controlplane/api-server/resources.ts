@@ -16,6 +16,7 @@ import { infoForKind, kindForPlural, pluralize } from './kinds.js';
 import type { KindInfo } from './kinds.js';
 import { HttpError, invalid, parseBody, readBody, sendJson, statusOf } from './status.js';
 import { serveWatch } from './watch.js';
+import { handlePatch } from './patch.js';
 
 /** A resource URL bound to a kind. `namespace` undefined on a list means all namespaces. */
 export interface Resolved {
@@ -126,6 +127,7 @@ export async function handleResource(
     const out = result.outcomes[0]!;
     return sendJson(res, out.action === 'created' ? 201 : 200, present(out.resource, r.apiVersion));
   }
+  if (method === 'PATCH') return handlePatch(ctx, req, res, p, query);
   if (method === 'DELETE') {
     const r = resolve(ctx, p);
     if (r.name === undefined) throw new HttpError(405, 'MethodNotAllowed', 'deleting a whole collection is not supported; use POST /apis/crossmesh.io/v1/delete');
