@@ -273,6 +273,16 @@ class FileStoreImpl implements FileStore {
   private async writeBatch(): Promise<void> {
     this.batchScheduled = false;
     const batch = this.pending.splice(0);
+    try {
+      await this.runBatch(batch);
+    } catch (err) {
+      // Only a bug gets here; never leave a caller waiting (settling a settled promise is a no-op).
+      this.logger.error('store: write batch failed unexpectedly', { error: String(err) });
+      for (const j of batch) j.reject(err);
+    }
+  }
+
+  private async runBatch(batch: Job[]): Promise<void> {
     if (this.broken) {
       for (const j of batch) j.reject(new StoreWriteError(`store is read-only after a failed write: ${this.broken.message}`));
       return;
