@@ -181,7 +181,7 @@ export async function createCertificateAuthority(opts: CertificateAuthorityOptio
     const badKey = keyProblem(csr);
     if (badKey) return rejectWith(metrics, log, 'malformed-csr', `malformed CSR: ${badKey}`);
     if (requestsCa(csr)) return rejectWith(metrics, log, 'csr-requests-ca', 'CSR asks for a CA certificate (basicConstraints CA:true or keyCertSign); the mesh CA only issues workload certificates');
-    const san = csr.getExtension(x509.SubjectAlternativeNameExtension.NAME) as x509.SubjectAlternativeNameExtension | null;
+    const san = csr.extensions.find((e): e is x509.SubjectAlternativeNameExtension => e instanceof x509.SubjectAlternativeNameExtension);
     const uris = (san?.names.items ?? []).filter((n) => n.type === 'url').map((n) => n.value);
     if (uris.length !== 1) return rejectWith(metrics, log, 'invalid-identity', `CSR must carry exactly one URI SAN with the SPIFFE ID (found ${uris.length})`);
     const requested = uris[0]!;

@@ -1,6 +1,12 @@
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
 import { registerVersion } from './version.js';
+import { registerCa } from './ca.js';
+import { registerToken } from './token.js';
 
 /** Every subcommand registers itself here; the order is the order `--help` lists them in. */
-export const commands: ReadonlyArray<(program: Command, ctx: CliContext) => void> = [registerVersion];
+export const commands: ReadonlyArray<(program: Command, ctx: CliContext) => void> = [
+  registerVersion,
+  registerCa,
+  registerToken,
+];
