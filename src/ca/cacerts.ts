@@ -71,16 +71,32 @@ export async function validateCaMaterial(
       problems.push({ file: files.certChain, message: `certificate ${i + 1} (${m.chain[i]!.subject}) is not signed by certificate ${i + 2} (${m.chain[i + 1]!.subject})` });
     }
   }
-  const top = m.chain[m.chain.length - 1] ?? signerCert;
+  // A chain file may end with its own copy of the root; that copy must be one of root-cert.pem's.
+  const selfSigned = (c: x509.X509Certificate) => c.subject === c.issuer;
+  const strayRoots = m.chain.slice(1).filter((c) => selfSigned(c) && !m.roots.some((r) => sameCert(r, c)));
+  for (const stray of strayRoots) {
+    problems.push({ file: files.certChain, message: `ends with root ${describeKey(stray)}, which is not the root in ${files.rootCert} (${m.roots.map(describeKey).join('; ')})` });
+  }
+  const issued = m.chain.filter((c, i) => i === 0 || !selfSigned(c));
+  const top = issued[issued.length - 1] ?? signerCert;
   let anchored = false;
   for (const root of m.roots) if (sameCert(top, root) || (await isSignedBy(top, root))) anchored = true;
   if (!anchored) {
     problems.push({
-      file: files.caCert,
-      message: `${top.subject} is not signed by the root in ${files.rootCert} (${m.roots.map((r) => r.subject).join('; ')})`,
+      file: sameCert(top, signerCert) ? files.caCert : files.certChain,
+      message: `${top.subject} is not signed by the root in ${files.rootCert} (${m.roots.map(describeKey).join('; ')}); its issuer is ${top.issuer}${akiOf(top) ? ` with key id ${akiOf(top)}` : ''}`,
     });
   }
   return problems;
+}
+
+function describeKey(c: x509.X509Certificate): string {
+  const ski = c.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId;
+  return ski ? `${c.subject} with key id ${ski}` : c.subject;
+}
+
+function akiOf(c: x509.X509Certificate): string | undefined {
+  return c.getExtension(x509.AuthorityKeyIdentifierExtension)?.keyId;
 }
 
 function readFile(dir: string, name: string, problems: Problem[]): string | undefined {
