@@ -155,8 +155,11 @@ export function createWorkloadIdentity(opts: WorkloadIdentityOptions): WorkloadI
 
   const attempt = (): Promise<WorkloadCredentials> => {
     if (inflight) return inflight;
-    inflight = once()
-      .then((fresh) => {
+    // inflight is cleared first thing in both branches: listeners and ready() waiters may start
+    // the next attempt synchronously, and must not be handed this finished one.
+    inflight = once().then(
+      (fresh) => {
+        inflight = undefined;
         creds = fresh;
         failures = 0;
         const lifetime = fresh.notAfter.getTime() - fresh.notBefore.getTime();
@@ -171,18 +174,17 @@ export function createWorkloadIdentity(opts: WorkloadIdentityOptions): WorkloadI
           }
         }
         return fresh;
-      })
-      .catch((err: unknown) => {
+      },
+      (err: unknown) => {
+        inflight = undefined;
         failures++;
         const base = Math.min(retryMax, retryInitial * 2 ** (failures - 1));
         const delay = Math.round(base * (0.5 + random() * 0.5));
         logger.warn('certificate request failed; retrying', { attempt: failures, retryInMs: delay, error: err instanceof Error ? err.message : String(err) });
         schedule(delay);
         throw err;
-      })
-      .finally(() => {
-        inflight = undefined;
-      });
+      },
+    );
     return inflight;
   };
 
