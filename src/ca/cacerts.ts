@@ -6,7 +6,7 @@ import { CaMaterialError, FileExistsError } from './errors.js';
 import type { KeyPair } from './keys.js';
 import { keyPairFromPem, x509 } from './keys.js';
 import type { Signer } from './pki.js';
-import { basicConstraintsOf, certPem, clusterOf, isSignedBy, keyUsagesOf, parseCertificates, spiffeIdsOf, toNodeCert } from './pki.js';
+import { basicConstraintsOf, certPem, clusterOf, isSignedBy, keyUsagesOf, parseCertificates, toNodeCert, trustDomainOf } from './pki.js';
 
 /** Istio's plug-in CA file names. */
 export const CACERTS_FILES = {
@@ -116,7 +116,7 @@ export async function caMaterialFromPem(pem: { caCert: string; caKey: string; ro
   let chain = pem.certChain ? parseCertificates(pem.certChain, names.certChain) : [cert];
   // cert-chain.pem conventionally ends with the root; the wire chain carries it once, at the end.
   chain = chain.filter((c, i) => i === 0 || !roots.some((r) => sameCert(r, c)));
-  const trustDomain = spiffeIdsOf(cert).map((u) => /^spiffe:\/\/([^/]+)\/?$/.exec(u)?.[1]).find((t) => t !== undefined);
+  const trustDomain = trustDomainOf(cert);
   const cluster = clusterOf(cert);
   return { signer: { cert, key }, chain, roots, ...(trustDomain ? { trustDomain } : {}), ...(cluster ? { cluster } : {}) };
 }

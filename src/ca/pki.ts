@@ -166,6 +166,13 @@ export function spiffeIdsOf(cert: x509.X509Certificate): string[] {
   return subjectAltNames(cert).filter((n) => n.type === 'url' && n.value.startsWith('spiffe://')).map((n) => n.value);
 }
 
+/** The trust domain a CA certificate names in its `spiffe://<td>` SAN, if any. */
+export function trustDomainOf(cert: x509.X509Certificate): string | undefined {
+  return spiffeIdsOf(cert)
+    .map((u) => /^spiffe:\/\/([^/]+)\/?$/.exec(u)?.[1])
+    .find((t) => t !== undefined);
+}
+
 /** All SAN entries as {type, value}. */
 export function subjectAltNames(cert: x509.X509Certificate): { type: string; value: string }[] {
   const ext = cert.getExtension(x509.SubjectAlternativeNameExtension);

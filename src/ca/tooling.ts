@@ -2,7 +2,7 @@ import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ValidationError } from '../shared/errors.js';
 import type { CaMaterial } from './cacerts.js';
-import { CACERTS_FILES, caMaterialFromPem, loadCacerts, rootsPem, writeFiles } from './cacerts.js';
+import { CACERTS_FILES, rootsPem, writeFiles } from './cacerts.js';
 import { CaMaterialError } from './errors.js';
 import type { KeyType } from './keys.js';
 import { generateKeyPair, keyPairFromPem, privateKeyPem } from './keys.js';
@@ -13,6 +13,7 @@ import {
   isClusterName,
   issueLeafCertificate,
   parseCertificates,
+  trustDomainOf,
 } from './pki.js';
 import { isTrustDomain, parseSpiffeId } from './spiffe.js';
 
@@ -60,13 +61,12 @@ export async function generateIntermediateCa(opts: { root: RootCaPem; cluster: s
   }
   const rootCert = parseCertificates(opts.root.certPem, 'root-cert.pem')[0]!;
   const rootKey = await keyPairFromPem(opts.root.keyPem, 'root-key.pem');
-  const rootMaterial = await caMaterialFromPem({ caCert: opts.root.certPem, caKey: opts.root.keyPem, rootCert: opts.root.certPem });
   const key = await generateKeyPair(opts.keyType ?? 'ec-p256');
   const cert = await createIntermediateCertificate({
     key,
     issuer: { cert: rootCert, key: rootKey },
     cluster: opts.cluster,
-    trustDomain: rootMaterial.trustDomain ?? 'cluster.local',
+    trustDomain: trustDomainOf(rootCert) ?? 'cluster.local',
     nowMs: opts.nowMs ?? Date.now(),
     validitySeconds: (opts.days ?? 730) * DAY,
   });
@@ -136,8 +136,6 @@ export function writeWorkloadCert(dir: string, pem: WorkloadCertPem, force = fal
     force,
   );
 }
-
-export { loadCacerts };
 
 /** Lists the .pem files in a dir (for inspect). */
 export function pemFilesIn(dir: string): string[] {

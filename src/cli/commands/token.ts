@@ -31,6 +31,9 @@ export function registerToken(program: Command, ctx: CliContext): void {
         const material = await loadCacerts(resolve(ctx.cwd, o.cacerts), Date.now());
         signingKey = material.signer.key.privateKey;
         cluster ??= material.cluster;
+        if (trustDomain !== undefined && material.trustDomain !== undefined && trustDomain !== material.trustDomain) {
+          throw new UsageError(`--trust-domain: "${trustDomain}" differs from the CA's trust domain "${material.trustDomain}"; its CA would refuse the token`);
+        }
         trustDomain ??= material.trustDomain;
       } else {
         const file = resolve(ctx.cwd, o.signingKey!);
