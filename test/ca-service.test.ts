@@ -15,6 +15,7 @@ import {
   createCertificateAuthority,
   createCsr,
   createJoinToken,
+  createWorkloadIdentity,
   generateIntermediateCa,
   generateKeyPair,
   generateRootCa,
@@ -167,6 +168,23 @@ describe('IstioCertificateService over real gRPC', () => {
     const c2wl = await generateWorkloadCert({ material: await caMaterialFromPem(c2), spiffeId: HELLO });
     const viaC2 = await ask(HELLO, { clientCert: { certChainPem: c2wl.certChainPem, keyPem: c2wl.keyPem } });
     assert.ok(viaC2.ok, viaC2.ok ? '' : viaC2.message);
+  });
+
+  test('a workload identity bootstraps with an existing certificate (no token) and renews with its own over mTLS', async () => {
+    const boot = await generateWorkloadCert({ material: await caMaterialFromPem(c1), spiffeId: SLEEP, ttlSeconds: 600 });
+    const id = createWorkloadIdentity({ caAddress: conn.address, caTrustPem: ca.rootsPem(), identity: SLEEP, bootstrap: { certChainPem: boot.certChainPem, keyPem: boot.keyPem } });
+    try {
+      const first = await id.ready();
+      const issuedBefore = ca.metrics.snapshot().issued;
+      const second = await id.rotateNow();
+      assert.equal(ca.metrics.snapshot().issued, issuedBefore + 1);
+      assert.notEqual(first.certChainPem, second.certChainPem);
+      assert.deepEqual(spiffeIdsOf(parseCertificates(second.certChainPem, 'chain')[0]!), [SLEEP]);
+      assert.equal(second.rootsPem, c1.rootCert);
+      assert.ok(id.nextAttemptAt()! > Date.now() + 3600_000, 'next rotation at half of 24 h');
+    } finally {
+      id.close();
+    }
   });
 
   test('a certificate from another root is not a credential (UNAUTHENTICATED)', async () => {
