@@ -1,5 +1,4 @@
 import { test } from 'node:test';
-import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { caMaterialFromPem } from './cacerts.js';
 import { createCertificateAuthority } from './authority.js';
