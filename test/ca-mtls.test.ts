@@ -16,6 +16,7 @@ import {
   generateRootCa,
   peerSpiffeId,
   PeerVerificationError,
+  secureContextOptions,
   tlsClientOptions,
   tlsServerOptions,
 } from '../src/ca/index.js';
@@ -152,6 +153,27 @@ describe('mutual TLS across clusters', () => {
     });
   });
 
+  test('plain tlsClientOptions: node verifies chain and SPIFFE ID itself', async () => {
+    const sleep = identityFrom(cluster1, SLEEP);
+    const hello = identityFrom(cluster2, HELLO);
+    const stranger = identityFrom(cluster3, HELLO);
+    cleanups.push(() => sleep.close(), () => hello.close(), () => stranger.close());
+    await Promise.all([sleep.ready(), hello.ready(), stranger.ready()]);
+    const good = await startEchoServer(hello);
+    const bad = await startEchoServer(stranger);
+    cleanups.push(() => good.server.close(), good.unbind, () => bad.server.close(), bad.unbind);
+    const connect = (port: number, expectedPeer: string[]) =>
+      new Promise<tls.TLSSocket>((resolve, reject) => {
+        const s = tls.connect(tlsClientOptions(sleep.current(), { host: '127.0.0.1', port, expectedPeer }), () => resolve(s));
+        s.once('error', reject);
+      });
+    const ok = await connect(good.port, [HELLO]);
+    assert.equal(await roundTrip(ok, 'x'), `x:${SLEEP}`);
+    ok.destroy();
+    await assert.rejects(connect(good.port, [SLEEP]), /peer identity spiffe:\/\/cluster\.local\/ns\/sample\/sa\/helloworld is not one of the expected/);
+    await assert.rejects(connect(bad.port, [HELLO]), /unable to get (local )?issuer certificate/);
+  });
+
   test('with two different roots the handshake fails and the error names the untrusted issuer', async () => {
     const sleep = identityFrom(cluster1, SLEEP);
     const stranger = identityFrom(cluster3, HELLO);
@@ -170,7 +192,7 @@ describe('mutual TLS across clusters', () => {
     // The server refuses the cluster-1 client certificate too: node closes such a connection
     // right after the handshake, before the app sees it, so nothing is ever echoed.
     const accepted = echo.accepted;
-    const raw = tls.connect(tlsClientOptions(sleep.current(), { host: '127.0.0.1', port }));
+    const raw = tls.connect({ ...secureContextOptions(sleep.current()), host: '127.0.0.1', port, rejectUnauthorized: false });
     raw.on('error', () => {});
     const closed = once(raw, 'close');
     await once(raw, 'secureConnect');

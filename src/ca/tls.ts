@@ -24,12 +24,28 @@ export function bindServerCredentials(server: tls.Server, source: CredentialSour
 }
 
 /**
- * tls.connect options built from the current credentials. Chain verification is left to
- * verifyPeer (so failures can be explained and SPIFFE IDs checked); hostnames are not checked,
- * as in Istio, because mesh identity is the SPIFFE ID, not a DNS name.
+ * tls.connect options built from the current credentials: the server's chain must verify against
+ * the mesh roots (node rejects the handshake otherwise) and its SPIFFE ID must be one of
+ * expectedPeer when given. Hostnames are not checked, as in Istio: mesh identity is the SPIFFE ID.
+ * Use connectMeshTls instead when you want failures explained (it names the untrusted issuer).
  */
-export function tlsClientOptions(creds: WorkloadCredentials, extra: tls.ConnectionOptions = {}): tls.ConnectionOptions {
-  return { ...extra, ...secureContextOptions(creds), rejectUnauthorized: false, checkServerIdentity: () => undefined, minVersion: 'TLSv1.2' };
+export function tlsClientOptions(creds: WorkloadCredentials, opts: tls.ConnectionOptions & { expectedPeer?: readonly string[] } = {}): tls.ConnectionOptions {
+  const { expectedPeer, ...extra } = opts;
+  return {
+    ...extra,
+    ...secureContextOptions(creds),
+    rejectUnauthorized: true,
+    minVersion: 'TLSv1.2',
+    checkServerIdentity: (_host, cert) => spiffeMismatch(spiffeIdOfPeer(cert), expectedPeer),
+  };
+}
+
+function spiffeMismatch(id: string | undefined, expected: readonly string[] | undefined): PeerVerificationError | undefined {
+  if (id === undefined) return new PeerVerificationError('E_SPIFFE_MISMATCH', 'peer certificate carries no SPIFFE ID');
+  if (expected && expected.length > 0 && !expected.includes(id)) {
+    return new PeerVerificationError('E_SPIFFE_MISMATCH', `peer identity ${id} is not one of the expected ${expected.join(', ')}`);
+  }
+  return undefined;
 }
 
 /** The SPIFFE ID in a peer certificate's URI SAN, if any. */
@@ -101,10 +117,7 @@ export function verifyPeer(socket: tls.TLSSocket, trustedRootsPem: string, expec
     const detail = top === leaf ? '' : `: it is issued by ${dn(top.issuer)}${aki ? ` (key id ${aki})` : ''}, which is not a trusted root`;
     return new PeerVerificationError(code, `peer ${id}: ${issuerText} does not chain to a trusted root${detail}; trusted roots: ${trusted} [${code}]`);
   }
-  if (expected && expected.length > 0 && !expected.includes(id)) {
-    return new PeerVerificationError('E_SPIFFE_MISMATCH', `peer identity ${id} is not one of the expected ${expected.join(', ')}`);
-  }
-  return undefined;
+  return spiffeMismatch(spiffeIdOfPeer(leaf), expected);
 }
 
 function safeRoots(pem: string): x509.X509Certificate[] {
@@ -135,14 +148,18 @@ export function connectMeshTls(opts: {
   timeoutMs?: number;
 }): Promise<MeshConnection> {
   return new Promise((resolve, reject) => {
-    const socket = tls.connect(
-      tlsClientOptions(opts.credentials, {
+    // Verification is done by verifyPeer after the handshake, where the presented chain is still
+    // available to explain a failure; node's own check would only give an error code.
+    const socket = tls.connect({
+      ...tlsClientOptions(opts.credentials, {
         host: opts.host,
         port: opts.port,
         ...(opts.servername ? { servername: opts.servername } : {}),
         ...(opts.ALPNProtocols ? { ALPNProtocols: opts.ALPNProtocols } : {}),
       }),
-    );
+      rejectUnauthorized: false,
+      checkServerIdentity: () => undefined,
+    });
     const timer = setTimeout(() => socket.destroy(new Error(`TLS handshake with ${opts.host}:${opts.port} timed out`)), opts.timeoutMs ?? 10_000);
     socket.once('secureConnect', () => {
       clearTimeout(timer);
