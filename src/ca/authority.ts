@@ -78,6 +78,11 @@ export interface CertificateAuthority {
   verifyJoinToken(token: string): TokenVerification;
   /** Public keys join tokens are verified with. */
   readonly tokenKeys: readonly KeyObject[];
+  /**
+   * Swaps in new CA material (re-read from cacertsDir when none is given) after validating it;
+   * on failure the current material stays. Certificates issued afterwards chain to the new one.
+   */
+  reload(material?: CaMaterial): Promise<void>;
   /** A certificate for the CA's own gRPC endpoint (DNS/IP SANs plus a SPIFFE ID). */
   issueServerCertificate(opts: { dnsNames?: string[]; ipAddresses?: string[]; spiffeId?: string; ttlSeconds?: number }): Promise<{ certChainPem: string; keyPem: string }>;
 }
@@ -122,6 +127,23 @@ async function selfSignedMaterial(trustDomain: string, nowMs: number): Promise<C
   return { signer: { cert, key }, chain: [], roots: [cert], trustDomain };
 }
 
+interface SigningState {
+  material: CaMaterial;
+  signer: CaMaterial['signer'];
+  rootSet: Set<string>;
+  /** PEMs sent after the leaf: intermediates (never a root twice), then the roots, last, as Istio sends them. */
+  tail: string[];
+  tokenKeys: KeyObject[];
+}
+
+function signingState(material: CaMaterial, extraTokenKeys: readonly KeyObject[]): SigningState {
+  const rootSet = new Set(material.roots.map((r) => certPem(r)));
+  const tail = [...material.chain.map(certPem).filter((p) => !rootSet.has(p)), ...rootSet];
+  const own = createPublicKey(material.signer.key.privateKey);
+  const tokenKeys = [own, ...extraTokenKeys.filter((k) => !k.equals(own))].slice(0, 8);
+  return { material, signer: material.signer, rootSet, tail, tokenKeys };
+}
+
 /** Creates the online CA from a cacerts dir, given material, or (warning loudly) a fresh self-signed root. */
 export async function createCertificateAuthority(opts: CertificateAuthorityOptions = {}): Promise<CertificateAuthority> {
   const clock = opts.clock ?? systemClock;
@@ -154,13 +176,7 @@ export async function createCertificateAuthority(opts: CertificateAuthorityOptio
     throw new CaMaterialError(`the CA certificate is for trust domain "${material.trustDomain}" but the CA was asked to serve "${trustDomain}"`);
   }
   const cluster = opts.cluster ?? material.cluster;
-  const signer = material.signer;
-  const roots = material.roots;
-  const rootSet = new Set(roots.map((r) => certPem(r)));
-  // After the leaf: intermediates (never a root twice), then the roots, last, as Istio sends them.
-  const tail = [...material.chain.map(certPem).filter((p) => !rootSet.has(p)), ...rootSet];
-  const tokenKeys = [createPublicKey(signer.key.privateKey), ...(opts.tokenKeys ?? [])];
-
+  let state = signingState(material, opts.tokenKeys ?? []);
   const sign: CertificateAuthority['sign'] = async (csrPem, req) => {
     metrics.requested();
     const log = logger.child({ component: 'ca' });
@@ -202,6 +218,7 @@ export async function createCertificateAuthority(opts: CertificateAuthorityOptio
       }
       ttl = maxTtlSeconds;
     }
+    const { signer, tail } = state; // one consistent snapshot even if a reload happens meanwhile
     const leaf = await issueLeafCertificate({ publicKey: csr.publicKey, issuer: signer, spiffeId: requested, nowMs: clock.now(), validitySeconds: ttl });
     metrics.issued();
     log.info('certificate issued', { spiffeId: requested, notAfter: leaf.notAfter.toISOString(), serial: leaf.serialNumber });
@@ -215,14 +232,33 @@ export async function createCertificateAuthority(opts: CertificateAuthorityOptio
     maxTtlSeconds,
     defaultTtlSeconds,
     metrics,
-    material,
-    tokenKeys,
-    rootsPem: () => [...rootSet].join(''),
+    get material() {
+      return state.material;
+    },
+    get tokenKeys() {
+      return state.tokenKeys;
+    },
+    rootsPem: () => [...state.rootSet].join(''),
     sign,
     createJoinToken: (t) =>
-      createJoinToken({ signingKey: signer.key.privateKey, trustDomain, namespace: t.namespace, serviceAccount: t.serviceAccount, cluster: cluster ?? 'default', ttlSeconds: t.ttlSeconds, nowMs: clock.now() }),
-    verifyJoinToken: (token) => verifyJoinToken(token, { keys: tokenKeys, trustDomain, ...(cluster !== undefined ? { cluster } : {}), nowMs: clock.now() }),
+      createJoinToken({ signingKey: state.signer.key.privateKey, trustDomain, namespace: t.namespace, serviceAccount: t.serviceAccount, cluster: cluster ?? 'default', ttlSeconds: t.ttlSeconds, nowMs: clock.now() }),
+    verifyJoinToken: (token) => verifyJoinToken(token, { keys: state.tokenKeys, trustDomain, ...(cluster !== undefined ? { cluster } : {}), nowMs: clock.now() }),
+    async reload(next) {
+      const fresh = next ?? (opts.cacertsDir !== undefined ? await loadCacerts(opts.cacertsDir, clock.now()) : undefined);
+      if (!fresh) throw new CaMaterialError('reload: this CA was not created from a cacerts dir; pass the new material');
+      if (next) {
+        const problems = await validateCaMaterial(fresh, clock.now());
+        if (problems.length > 0) throw new ValidationError(problems);
+      }
+      if (fresh.trustDomain !== undefined && fresh.trustDomain !== trustDomain) {
+        throw new CaMaterialError(`reload: the new CA certificate is for trust domain "${fresh.trustDomain}", this CA serves "${trustDomain}"`);
+      }
+      // Tokens signed with the previous key stay valid until they expire.
+      state = signingState(fresh, [...(opts.tokenKeys ?? []), ...state.tokenKeys]);
+      logger.info('CA material reloaded', { signer: fresh.signer.cert.subject, roots: fresh.roots.map((r) => r.subject) });
+    },
     async issueServerCertificate(o) {
+      const { signer, tail, rootSet } = state;
       const key = await generateKeyPair('ec-p256');
       const leaf = await issueLeafCertificate({
         publicKey: key.cryptoKeys.publicKey,

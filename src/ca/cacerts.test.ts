@@ -67,3 +67,31 @@ test('RSA root and intermediate sign an EC workload cert that verifies up the ch
   const wrongTd = await ca.sign(await createCsr(await generateKeyPair(), 'spiffe://cluster.local/ns/a/sa/b'), { identity: 'spiffe://cluster.local/ns/a/sa/b' });
   assert.equal(wrongTd.ok ? 'ok' : wrongTd.reason, 'identity-mismatch');
 });
+
+test('reload swaps in a new intermediate from the cacerts dir; a broken dir keeps the current one', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'crossmesh-reload-'));
+  try {
+    const root = await generateRootCa();
+    const first = await generateIntermediateCa({ root, cluster: 'c1' });
+    writeCacerts(dir, first);
+    const ca = await createCertificateAuthority({ cacertsDir: dir });
+    const oldToken = ca.createJoinToken({ namespace: 'a', serviceAccount: 'b', ttlSeconds: 600 });
+    const id = 'spiffe://cluster.local/ns/a/sa/b';
+    const issue = async () => {
+      const r = await ca.sign(await createCsr(await generateKeyPair(), id), { identity: id });
+      assert.ok(r.ok);
+      return r.certChain;
+    };
+    assert.equal((await issue())[1], first.caCert);
+    const second = await generateIntermediateCa({ root, cluster: 'c1' });
+    writeCacerts(dir, second, true);
+    await ca.reload();
+    assert.equal((await issue())[1], second.caCert);
+    assert.equal(ca.verifyJoinToken(oldToken).ok, true, 'tokens from the previous key stay valid');
+    writeCacerts(dir, { ...second, caKey: first.caKey }, true);
+    await assert.rejects(ca.reload(), /private key does not match/);
+    assert.equal((await issue())[1], second.caCert, 'kept the last good material');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
