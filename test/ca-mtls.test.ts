@@ -19,6 +19,7 @@ import {
   secureContextOptions,
   tlsClientOptions,
   tlsServerOptions,
+  verifyPeer,
 } from '../src/ca/index.js';
 import type { CacertsPem, CertificateAuthority, WorkloadIdentity } from '../src/ca/index.js';
 
@@ -202,6 +203,38 @@ describe('mutual TLS across clusters', () => {
     await closed;
     assert.equal(echoed, '', 'server answered an untrusted client');
     assert.equal(echo.accepted, accepted, 'server app never saw the untrusted connection');
+  });
+});
+
+describe('server side', () => {
+  test('a server that verifies in its handler (rejectUnauthorized: false + verifyPeer) can say why a client is refused', async () => {
+    const root = await generateRootCa();
+    const c1 = await startCa(await generateIntermediateCa({ root, cluster: 'cluster-1' }));
+    const c9 = await startCa(await generateIntermediateCa({ root: await generateRootCa(), cluster: 'cluster-9' }));
+    const hello = identityFrom(c1, HELLO);
+    const stranger = identityFrom(c9, SLEEP);
+    const server = tls.createServer({ ...tlsServerOptions(await hello.ready()), rejectUnauthorized: false });
+    try {
+      await stranger.ready();
+      const verdicts: string[] = [];
+      server.on('secureConnection', (socket) => {
+        verdicts.push(verifyPeer(socket, hello.current().rootsPem)?.message ?? 'trusted');
+        socket.destroy();
+      });
+      server.listen(0, '127.0.0.1');
+      await once(server, 'listening');
+      const client = tls.connect({ ...secureContextOptions(stranger.current()), host: '127.0.0.1', port: (server.address() as AddressInfo).port, rejectUnauthorized: false });
+      client.on('error', () => {});
+      await once(client, 'close');
+      while (verdicts.length === 0) await new Promise((r) => setImmediate(r));
+      assert.match(verdicts[0]!, /^peer spiffe:\/\/cluster\.local\/ns\/sample\/sa\/sleep: certificate issuer CN=crossmesh intermediate CA cluster-9, O=crossmesh, L=cluster-9 \(cluster-9 intermediate\) does not chain to a trusted root/);
+    } finally {
+      server.close();
+      hello.close();
+      stranger.close();
+      c1.close();
+      c9.close();
+    }
   });
 });
 

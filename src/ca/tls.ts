@@ -5,7 +5,11 @@ import { x509 } from './keys.js';
 import { parseCertificates } from './pki.js';
 import type { CredentialSource, WorkloadCredentials } from './workload.js';
 
-/** tls.createServer options for mesh mTLS: present our chain, require and verify a client cert against the mesh roots. */
+/**
+ * tls.createServer options for mesh mTLS: present our chain, require and verify a client cert
+ * against the mesh roots. Node then drops untrusted clients silently; to log why, override
+ * rejectUnauthorized: false and call verifyPeer in 'secureConnection', destroying on failure.
+ */
 export function tlsServerOptions(creds: WorkloadCredentials, extra: tls.TlsOptions = {}): tls.TlsOptions {
   return { ...extra, ...secureContextOptions(creds), requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2' };
 }
