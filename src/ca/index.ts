@@ -53,6 +53,8 @@ export type { MeshConnection } from './tls.js';
 // Primitives.
 /** Key generation/parsing usable by node:crypto and @peculiar/x509. */
 export { generateKeyPair, keyPairFromPem, privateKeyPem, isKeyType, keyTypes } from './keys.js';
+/** The @peculiar/x509 namespace with node's WebCrypto and the Reflect polyfill it needs already set up: import it from here. */
+export { x509 } from './keys.js';
 export type { KeyPair, KeyType } from './keys.js';
 /** Certificate helpers: PEM parsing, SPIFFE IDs, usages, fingerprints. */
 export { parseCertificates, certPem, spiffeIdsOf, subjectAltNames, keyUsagesOf, extKeyUsagesOf, basicConstraintsOf, fingerprint, isClusterName } from './pki.js';
