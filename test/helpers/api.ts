@@ -54,7 +54,7 @@ export async function call(
   /** '' sends no credentials. */
   token = WRITE,
   contentType = 'application/json',
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read arbitrary JSON
+   
 ): Promise<{ status: number; body: any }> {
   const headers: Record<string, string> = {};
   if (token) headers.authorization = `Bearer ${token}`;
@@ -76,7 +76,7 @@ export async function call(
 
 export interface WatchStream {
   status: number;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read arbitrary JSON
+   
   events: any[];
   /** Resolves once at least `n` events have arrived. */
   waitFor(n: number): Promise<void>;
