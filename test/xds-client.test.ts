@@ -66,11 +66,11 @@ test('client keeps the last good config while the server is down and resyncs aft
   const first = await startAds({ cache: cache1, nodeGroup: () => 'all' });
   const port = first.port;
   const client = createAdsClient({ address: first.address, node: { id: 'p' }, backoff: fastBackoff });
-  let second: Awaited<ReturnType<typeof startAds>> | undefined;
+  const later: Array<{ stop(): void }> = [];
   t.after(() => {
     client.close();
     first.stop();
-    second?.stop();
+    for (const r of later) r.stop();
   });
   const statuses: boolean[] = [];
   client.onStatusChange((s) => statuses.push(s.connected));
@@ -86,9 +86,10 @@ test('client keeps the last good config while the server is down and resyncs aft
   const cache2 = createSnapshotCache();
   const v2 = createSnapshot({ [TYPE_URLS.cluster]: [cluster('a'), cluster('b')] });
   cache2.setSnapshot('all', v2);
-  second = await startAds({ cache: cache2, nodeGroup: () => 'all' }, port);
+  const second = await startAds({ cache: cache2, nodeGroup: () => 'all' }, port);
+  later.push(second);
   await eventually('v2 after reconnect', () => (client.current(TYPE_URLS.cluster)?.version === v2.version(TYPE_URLS.cluster) ? true : undefined), 10_000);
-  await eventually('v2 ACKed on the new server', () => (second!.ads.connectedProxies()[0]?.types[0]?.ackedVersion === v2.version(TYPE_URLS.cluster) ? true : undefined));
+  await eventually('v2 ACKed on the new server', () => (second.ads.connectedProxies()[0]?.types[0]?.ackedVersion === v2.version(TYPE_URLS.cluster) ? true : undefined));
   assert.deepEqual(statuses, [true, false, true]);
   assert.ok(client.status().streams >= 2);
 });
