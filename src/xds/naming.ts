@@ -31,9 +31,12 @@ export function parseClusterName(name: string): ParsedClusterName | undefined {
   return { direction, port: n, subset, fqdn };
 }
 
-/** SNI for mTLS and east-west gateway routing: `outbound_.<port>_.<subset>_.<fqdn>`, `_` for no subset. */
+/**
+ * SNI for mTLS and east-west gateway routing: `outbound_.<port>_.<subset>_.<fqdn>`. An empty subset
+ * leaves its field empty, which is why `outbound_.8000_._.<fqdn>` has a lone underscore.
+ */
 export function outboundSni(port: number, subset: string, fqdn: string): string {
-  return `outbound_.${port}_.${subset || '_'}_.${fqdn}`;
+  return `outbound_.${port}_.${subset}_.${fqdn}`;
 }
 
 /** Parses an SNI built by outboundSni; undefined for anything else. */
@@ -42,7 +45,7 @@ export function parseOutboundSni(sni: string): { port: number; subset: string; f
   if (!m) return undefined;
   const port = Number(m[1]);
   if (port <= 0 || port > 65535) return undefined;
-  return { port, subset: m[2] === '_' ? '' : (m[2] ?? ''), fqdn: m[3] ?? '' };
+  return { port, subset: m[2] ?? '', fqdn: m[3] ?? '' };
 }
 
 /** ALPN offered between sidecars for mTLS. */
