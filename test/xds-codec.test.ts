@@ -73,6 +73,12 @@ test('every resource type round-trips through Any, nested typed configs included
   assert.equal(resourceName(encodeResource(TYPE_URLS.endpoint, { cluster_name: 'eds-name' })), 'eds-name');
 });
 
+test('encoding is deterministic: map key order does not change the bytes', () => {
+  const a = encodeResource(TYPE_URLS.nameTable, { table: { 'a.ns.svc.cluster.local': { ips: ['240.240.0.1'] }, 'b.ns.svc.cluster.local': { ips: ['240.240.0.2'] } } });
+  const b = encodeResource(TYPE_URLS.nameTable, { table: { 'b.ns.svc.cluster.local': { ips: ['240.240.0.2'] }, 'a.ns.svc.cluster.local': { ips: ['240.240.0.1'] } } });
+  assert.deepEqual(Buffer.from(a.value), Buffer.from(b.value));
+});
+
 test('encoding reports every unknown field, enum value and nested type at once', () => {
   try {
     encodeResource(TYPE_URLS.cluster, {

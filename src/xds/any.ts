@@ -61,7 +61,7 @@ export function encodeResource(typeUrl: string, obj: object): Any {
   if (problems.length) throw new XdsCodecError(`invalid ${messageNameOf(typeUrl)}`, problems);
   let value: Uint8Array;
   try {
-    value = type.encode(type.fromObject(obj)).finish();
+    value = type.encode(type.fromObject(canonical(obj) as object)).finish();
   } catch (err) {
     throw new XdsCodecError(`cannot encode ${messageNameOf(typeUrl)}: ${(err as Error).message}`, [], { cause: err });
   }
@@ -80,6 +80,18 @@ export function decodeResource<T = Record<string, unknown>>(any: Any): DecodedRe
     throw new XdsCodecError(`cannot decode ${messageNameOf(any.type_url)}: ${(err as Error).message}`, [], { cause: err });
   }
   return { typeUrl: any.type_url, value: value as T };
+}
+
+/**
+ * A copy with every object's keys sorted. protobufjs writes map entries in key insertion order, so
+ * without this, equal resources could encode to different bytes and get different content versions.
+ */
+function canonical(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(canonical);
+  if (v === null || typeof v !== 'object' || v instanceof Uint8Array) return v;
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(v).sort()) out[k] = canonical((v as Record<string, unknown>)[k]);
+  return out;
 }
 
 const TO_OBJECT: protobuf.IConversionOptions = { longs: Number, enums: String };
