@@ -99,13 +99,13 @@ test('grpc-js-xds balances across two clusters and follows the withdrawal of one
   const proxies: ConnectedProxy[] = running.ads.connectedProxies();
   assert.equal(proxies.length, 1);
   const proxy = proxies[0]!;
-  assert.equal(proxy.group, 'cluster-1');
   assert.deepEqual(proxy.node.locality, { region: 'region-1', zone: 'zone-a' });
   assert.equal(proxy.node.metadata?.NETWORK, 'network-1');
   for (const typeUrl of [TYPE_URLS.listener, TYPE_URLS.route, TYPE_URLS.cluster, TYPE_URLS.endpoint]) {
     const st = proxy.types.find((s) => s.typeUrl === typeUrl);
     assert.equal(st?.ackedVersion, base.version(typeUrl), typeUrl);
     assert.equal(st?.nacks, 0);
+    assert.equal(st?.group, 'cluster-1');
   }
 
   // Withdraw cluster-2 through the endpoint fast path: only EDS moves.

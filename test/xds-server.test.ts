@@ -15,6 +15,7 @@ import {
   edsCluster,
   encodeResource,
   resourceName,
+  decodeResource,
   simpleRouteConfiguration,
 } from '../src/xds/index.js';
 import type { Any, DiscoveryRequest, DiscoveryResponse } from '../src/xds/index.js';
@@ -231,7 +232,7 @@ test('groups are isolated, and a stream without a node is refused', async (t) =>
   assert.deepEqual(names(await s1.next()), ['one']);
   assert.deepEqual(names(await s2.next()), ['two']);
   assert.deepEqual(
-    f.running.ads.connectedProxies().map((p) => [p.node.id, p.group]).sort(),
+    f.running.ads.connectedProxies().map((p) => [p.node.id, p.types[0]?.group]).sort(),
     [
       ['p1', 'g1'],
       ['p2', 'g2'],
@@ -257,4 +258,47 @@ test('a closed stream leaves no watch behind and fires onStreamClosed', async (t
   await eventually('stream closed', () => (closed.length === 1 ? true : undefined));
   assert.equal(cache.watchCount(), 0);
   assert.deepEqual(running.ads.connectedProxies(), []);
+});
+
+test('nodeGroup may differ by type (per-identity secrets beside shared clusters) and may refuse a node', async (t) => {
+  const cache = createSnapshotCache();
+  const running = await startAds({
+    cache,
+    nodeGroup: (n, typeUrl) => {
+      if (n.id === 'intruder') throw new Error('unknown proxy');
+      return typeUrl === TYPE_URLS.secret ? `identity:${n.id}` : 'shared';
+    },
+  });
+  const streams: RawAdsStream[] = [];
+  t.after(() => {
+    for (const s of streams) s.close();
+    running.stop();
+  });
+  const secret = (cert: string): Any => encodeResource(TYPE_URLS.secret, { name: 'default', tls_certificate: { certificate_chain: { inline_string: cert } } });
+  cache.setSnapshot('shared', createSnapshot({ [TYPE_URLS.cluster]: [cluster('a')] }));
+  cache.setSnapshot('identity:p1', createSnapshot({ [TYPE_URLS.secret]: [secret('cert-of-p1')] }));
+  cache.setSnapshot('identity:p2', createSnapshot({ [TYPE_URLS.secret]: [secret('cert-of-p2')] }));
+  const certOf = async (id: string): Promise<string> => {
+    const s = openRawStream(running.address);
+    streams.push(s);
+    s.send({ node: node(id), type_url: TYPE_URLS.cluster });
+    assert.deepEqual(names(await s.next()), ['a']);
+    s.send({ type_url: TYPE_URLS.secret, resource_names: ['default'] });
+    const r = await s.next();
+    return String((decodeResource(r.resources[0]!).value as { tls_certificate: { certificate_chain: { inline_string: string } } }).tls_certificate.certificate_chain.inline_string);
+  };
+  assert.equal(await certOf('p1'), 'cert-of-p1');
+  assert.equal(await certOf('p2'), 'cert-of-p2');
+  const p1 = running.ads.connectedProxies().find((p) => p.node.id === 'p1');
+  assert.deepEqual(p1?.types.map((s) => [s.typeUrl, s.group]), [
+    [TYPE_URLS.cluster, 'shared'],
+    [TYPE_URLS.secret, 'identity:p1'],
+  ]);
+
+  const bad = openRawStream(running.address);
+  streams.push(bad);
+  bad.send({ node: node('intruder'), type_url: TYPE_URLS.cluster });
+  const status = await bad.status();
+  assert.equal(status.code, grpc.status.INVALID_ARGUMENT);
+  assert.match(status.details, /intruder.*unknown proxy/);
 });

@@ -25,6 +25,8 @@ export interface NackInfo {
 /** What a stream knows about one type; the debug views show it as is. */
 export interface TypeStatus {
   typeUrl: string;
+  /** The snapshot group this type is served from. */
+  group: string;
   /** undefined: wildcard. */
   names: readonly string[] | undefined;
   sentVersion?: string;
@@ -42,7 +44,6 @@ export interface ConnectedProxy {
   streamId: number;
   peer: string;
   node: XdsNode;
-  group: string;
   connectedAt: number;
   types: TypeStatus[];
 }
@@ -66,7 +67,7 @@ export interface StreamDeps {
   id: number;
   peer: string;
   cache: SnapshotCache;
-  nodeGroup: (node: XdsNode) => string;
+  nodeGroup: (node: XdsNode, typeUrl: string) => string;
   logger: Logger;
   clock: Clock;
   hooks: AdsServerHooks;
@@ -90,7 +91,6 @@ export interface AdsStream {
 export function createAdsStream(deps: StreamDeps, sink: StreamSink): AdsStream {
   const types = new Map<string, TypeState>();
   let node: XdsNode | undefined;
-  let group = '';
   let log = deps.logger;
   let nonceSeq = 0;
   let closed = false;
@@ -101,7 +101,6 @@ export function createAdsStream(deps: StreamDeps, sink: StreamSink): AdsStream {
       streamId: deps.id,
       peer: deps.peer,
       node,
-      group,
       connectedAt,
       types: [...types.values()].map(({ cancelWatch: _c, ...status }) => ({ ...status, names: status.names && [...status.names] })),
     };
@@ -131,7 +130,7 @@ export function createAdsStream(deps: StreamDeps, sink: StreamSink): AdsStream {
     // A named type with no names is unsubscribed: nothing to watch until names come back.
     if (st.names !== undefined && st.names.length === 0 && !isWildcardType(st.typeUrl)) return;
     let answered = false;
-    const cancel = deps.cache.watch(group, st.typeUrl, st.names, knownVersion, (resp) => {
+    const cancel = deps.cache.watch(st.group, st.typeUrl, st.names, knownVersion, (resp) => {
       answered = true;
       send(st, resp);
     });
@@ -158,15 +157,8 @@ export function createAdsStream(deps: StreamDeps, sink: StreamSink): AdsStream {
           return;
         }
         node = nodeFromWire(req.node);
-        try {
-          group = deps.nodeGroup(node);
-        } catch (err) {
-          sink.fail(INVALID_ARGUMENT, `node ${node.id}: ${(err as Error).message}`);
-          node = undefined;
-          return;
-        }
         log = deps.logger.child({ stream: deps.id, node: node.id });
-        log.info('xds stream opened', { group, peer: deps.peer });
+        log.info('xds stream opened', { peer: deps.peer });
         deps.hooks.onStreamOpen?.(info()!);
       }
       const typeUrl = req.type_url;
@@ -187,7 +179,14 @@ export function createAdsStream(deps: StreamDeps, sink: StreamSink): AdsStream {
       // A nonce only means something on the stream that issued it; a new type on this stream has none yet.
       const answers = st !== undefined && nonce !== '';
       if (!st) {
-        st = { typeUrl, names, cancelWatch: undefined, pushes: 0, acks: 0, nacks: 0 };
+        let group: string;
+        try {
+          group = deps.nodeGroup(node, typeUrl);
+        } catch (err) {
+          sink.fail(INVALID_ARGUMENT, `node ${node.id}: ${typeUrl}: ${(err as Error).message}`);
+          return;
+        }
+        st = { typeUrl, group, names, cancelWatch: undefined, pushes: 0, acks: 0, nacks: 0 };
         types.set(typeUrl, st);
         // A new stream always gets the current state, whatever version the proxy claims to have.
         forceResponse = true;
