@@ -8,7 +8,8 @@ import * as grpc from '@grpc/grpc-js';
 import { createSnapshot, createSnapshotCache } from '../src/controlplane/cache/index.js';
 import { TYPE_URLS, adsServiceDefinition, createAdsClient, createBackoff, edsCluster, encodeResource } from '../src/xds/index.js';
 import type { AdsClient, Any, DiscoveryRequest, DiscoveryResponse, ResourceUpdate } from '../src/xds/index.js';
-import { bindServer, createFakeClock, eventually, startAds } from './xds-helpers.js';
+import { createAdsServer } from '../src/controlplane/server/index.js';
+import { bindServer, createFakeClock, eventually, selfSignedCert, startAds } from './xds-helpers.js';
 
 const cluster = (name: string, timeoutMs = 1000): Any => encodeResource(TYPE_URLS.cluster, edsCluster(name, { connectTimeoutMs: timeoutMs }));
 const fastBackoff = { initialMs: 20, maxMs: 100 };
@@ -169,4 +170,31 @@ test('backoff grows, caps, jitters within bounds and resets', () => {
   b.reset();
   assert.equal(b.next(), 100);
   assert.throws(() => createBackoff({ initialMs: 10, maxMs: 5 }), RangeError);
+});
+
+test('client and server over TLS: the right root syncs, a wrong root never gets config', async (t) => {
+  const serverCert = selfSignedCert('xds.crossmesh.test');
+  const otherRoot = selfSignedCert('someone-else');
+  const cache = createSnapshotCache();
+  const ads = createAdsServer({ cache, nodeGroup: () => 'all' });
+  const server = new grpc.Server();
+  ads.register(server);
+  const creds = grpc.ServerCredentials.createSsl(null, [{ private_key: Buffer.from(serverCert.keyPem), cert_chain: Buffer.from(serverCert.certPem) }], false);
+  const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', creds, (e, p) => (e ? reject(e) : resolve(p))));
+  const good = createAdsClient({ address: `127.0.0.1:${port}`, credentials: grpc.credentials.createSsl(Buffer.from(serverCert.certPem)), node: { id: 'tls-good' }, backoff: fastBackoff });
+  const wrong = createAdsClient({ address: `127.0.0.1:${port}`, credentials: grpc.credentials.createSsl(Buffer.from(otherRoot.certPem)), node: { id: 'tls-wrong' }, backoff: fastBackoff });
+  t.after(() => {
+    good.close();
+    wrong.close();
+    ads.close();
+    server.forceShutdown();
+  });
+  cache.setSnapshot('all', createSnapshot({ [TYPE_URLS.cluster]: [cluster('a')] }));
+  collect(good, TYPE_URLS.cluster);
+  collect(wrong, TYPE_URLS.cluster);
+  await eventually('config over TLS', () => good.current(TYPE_URLS.cluster));
+  await eventually('the wrong root to fail', () => (wrong.status().streams >= 2 ? true : undefined));
+  assert.equal(wrong.current(TYPE_URLS.cluster), undefined);
+  assert.match(wrong.status().lastError ?? '', /UNAVAILABLE/);
+  assert.deepEqual(ads.connectedProxies().map((p) => p.node.id), ['tls-good']);
 });

@@ -1,5 +1,9 @@
 /** Shared fixtures for the xDS tests: a real ADS server on 127.0.0.1, an echo service, waiting helpers. */
 import * as grpc from '@grpc/grpc-js';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createAdsServer } from '../src/controlplane/server/index.js';
 import type { AdsServer, AdsServerOptions } from '../src/controlplane/server/index.js';
 import { adsServiceDefinition } from '../src/xds/index.js';
@@ -176,4 +180,20 @@ export function openRawStream(address: string): RawAdsStream {
       client.close();
     },
   };
+}
+
+/** A throwaway self-signed certificate for 127.0.0.1, made at test time with openssl (nothing pasted). */
+export function selfSignedCert(cn: string): { certPem: string; keyPem: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'crossmesh-xds-cert-'));
+  try {
+    const key = join(dir, 'key.pem');
+    const cert = join(dir, 'cert.pem');
+    execFileSync('openssl', [
+      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+      '-keyout', key, '-out', cert, '-days', '1', '-subj', `/CN=${cn}`, '-addext', 'subjectAltName=IP:127.0.0.1',
+    ], { stdio: 'pipe' });
+    return { certPem: readFileSync(cert, 'utf8'), keyPem: readFileSync(key, 'utf8') };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
