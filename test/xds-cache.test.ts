@@ -7,6 +7,7 @@ import {
   TYPE_URLS,
   apiListener,
   clusterLoadAssignment,
+  decodeResource,
   edsCluster,
   encodeResource,
   httpConnectionManagerFilter,
@@ -50,6 +51,21 @@ test('setEndpoints replaces only EDS: other versions kept, only EDS watches fire
   assert.equal(cache.watchCount(), 1, 'the CDS watch is still open');
   // With no snapshot yet, the fast path creates an endpoint-only one.
   assert.deepEqual(cache.setEndpoints('h', [cla('x')]).typeUrls, [TYPE_URLS.endpoint]);
+});
+
+test('patchEndpoints adds, replaces and removes single assignments; an unchanged patch keeps the version', () => {
+  const cache = createSnapshotCache();
+  const base = createSnapshot({ [TYPE_URLS.cluster]: [cluster('a')], [TYPE_URLS.endpoint]: [cla('a'), cla('b'), cla('c')] });
+  cache.setSnapshot('g', base);
+  const next = cache.patchEndpoints('g', { upsert: [cla('a', 81), cla('d')], remove: ['b'] });
+  const eds = next.get(TYPE_URLS.endpoint)!;
+  assert.deepEqual([...eds.resources.keys()], ['a', 'c', 'd']);
+  assert.deepEqual(decodeResource(eds.resources.get('a')!).value, decodeResource(cla('a', 81)).value);
+  assert.equal(eds.resources.get('c'), base.get(TYPE_URLS.endpoint)!.resources.get('c'), 'untouched resources are shared');
+  assert.equal(next.get(TYPE_URLS.cluster), base.get(TYPE_URLS.cluster));
+  // Same content as a full rebuild: same version, so a rebuild after a patch pushes nothing new.
+  assert.equal(eds.version, createSnapshot({ [TYPE_URLS.endpoint]: [cla('d'), cla('c'), cla('a', 81)] }).version(TYPE_URLS.endpoint));
+  assert.equal(cache.patchEndpoints('g', { remove: ['nope'] }).version(TYPE_URLS.endpoint), eds.version);
 });
 
 test('watches: answered at once when behind, held when current, one-shot, cancellable, fired in push order', () => {

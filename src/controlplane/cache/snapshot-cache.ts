@@ -10,7 +10,7 @@ import type { Logger } from '../../shared/index.js';
 import { TYPE_URLS, isWildcardType, pushRank } from '../../xds/index.js';
 import type { Any } from '../../xds/index.js';
 import { createSnapshot } from './snapshot.js';
-import type { Snapshot, TypeInput } from './snapshot.js';
+import type { Snapshot, TypeInput, TypePatch } from './snapshot.js';
 
 /** What a watch is answered with: the version and the subscribed resources that exist, by name order. */
 export interface WatchResponse {
@@ -40,6 +40,8 @@ export interface SnapshotCache {
    * when there is none); other types keep their versions and are not pushed. Returns the new snapshot.
    */
   setEndpoints(group: string, endpoints: TypeInput): Snapshot;
+  /** EDS fast path for a few services: adds, replaces or removes single ClusterLoadAssignments. */
+  patchEndpoints(group: string, patch: TypePatch): Snapshot;
   groups(): string[];
   /** Registers a one-shot watch; returns its cancel function. */
   watch(group: string, typeUrl: string, names: readonly string[] | undefined, knownVersion: string | undefined, cb: WatchCallback): () => void;
@@ -114,6 +116,11 @@ export function createSnapshotCache(options: SnapshotCacheOptions = {}): Snapsho
     setEndpoints(group, endpoints) {
       const current = snapshots.get(group);
       const next = current ? current.withType(TYPE_URLS.endpoint, endpoints) : createSnapshot({ [TYPE_URLS.endpoint]: endpoints });
+      set(group, next);
+      return next;
+    },
+    patchEndpoints(group, patch) {
+      const next = (snapshots.get(group) ?? createSnapshot()).patchType(TYPE_URLS.endpoint, patch);
       set(group, next);
       return next;
     },
