@@ -302,3 +302,43 @@ test('nodeGroup may differ by type (per-identity secrets beside shared clusters)
   assert.equal(status.code, grpc.status.INVALID_ARGUMENT);
   assert.match(status.details, /intruder.*unknown proxy/);
 });
+
+test('a throwing hook does not break the stream; an emptied LDS subscription gets no pushes', async (t) => {
+  const cache = createSnapshotCache();
+  const running = await startAds({
+    cache,
+    nodeGroup: () => 'g',
+    hooks: {
+      onAck: () => {
+        throw new Error('metrics bug');
+      },
+    },
+  });
+  const s = openRawStream(running.address);
+  t.after(() => {
+    s.close();
+    running.stop();
+  });
+  const v1 = createSnapshot({
+    [TYPE_URLS.listener]: [listener('l1', 'r'), listener('l2', 'r')],
+    [TYPE_URLS.cluster]: [cluster('a')],
+    [TYPE_URLS.route]: [route('r', 'a')],
+  });
+  cache.setSnapshot('g', v1);
+  s.send({ node: node('p1'), type_url: TYPE_URLS.listener, resource_names: ['l1'] });
+  const r1 = await s.next();
+  assert.deepEqual(names(r1), ['l1']);
+  // ACK (the hook throws) and unsubscribe from every listener at once.
+  s.send({ type_url: TYPE_URLS.listener, version_info: r1.version_info, response_nonce: r1.nonce, resource_names: [] });
+  s.send({ type_url: TYPE_URLS.cluster });
+  const c1 = await s.next();
+  assert.equal(c1.type_url, TYPE_URLS.cluster);
+  s.send({ type_url: TYPE_URLS.cluster, version_info: c1.version_info, response_nonce: c1.nonce });
+  await eventually('CDS ACK', () => running.ads.connectedProxies()[0]?.types.find((x) => x.typeUrl === TYPE_URLS.cluster)?.ackedNonce);
+  cache.setSnapshot('g', v1.withType(TYPE_URLS.listener, [listener('l1', 'r2')]).withType(TYPE_URLS.cluster, [cluster('a', 5)]));
+  assert.equal((await s.next()).type_url, TYPE_URLS.cluster);
+  // Any LDS push would have been written with the CDS one, before this RDS answer.
+  s.send({ type_url: TYPE_URLS.route, resource_names: ['r'] });
+  assert.equal((await s.next()).type_url, TYPE_URLS.route, 'no LDS push for an empty subscription');
+  assert.equal(running.ads.connectedProxies()[0]?.types.find((x) => x.typeUrl === TYPE_URLS.listener)?.acks, 1);
+});

@@ -95,6 +95,16 @@ export function createAdsStream(deps: StreamDeps, sink: StreamSink): AdsStream {
   let nonceSeq = 0;
   let closed = false;
   const connectedAt = deps.clock.now();
+  // Hooks feed debug views and metrics; a bug there must not break the proxy's stream.
+  const hook = <K extends keyof AdsServerHooks>(name: K, ...args: Parameters<NonNullable<AdsServerHooks[K]>>): void => {
+    const fn = deps.hooks[name] as ((...a: unknown[]) => void) | undefined;
+    if (!fn) return;
+    try {
+      fn(...args);
+    } catch (err) {
+      log.error('xds hook failed', { hook: name, error: (err as Error).message });
+    }
+  };
 
   const info = (): ConnectedProxy | undefined =>
     node && {
@@ -121,14 +131,15 @@ export function createAdsStream(deps: StreamDeps, sink: StreamSink): AdsStream {
     st.pushes++;
     deps.counters.pushes++;
     log.debug('xds push', { typeUrl: st.typeUrl, version: response.version, nonce, resources: response.resources.length });
-    deps.hooks.onPush?.(info()!, st.typeUrl, response.version, response.resources.length);
+    hook('onPush', info()!, st.typeUrl, response.version, response.resources.length);
   }
 
   function rewatch(st: TypeState, knownVersion: string | undefined): void {
     st.cancelWatch?.();
     st.cancelWatch = undefined;
-    // A named type with no names is unsubscribed: nothing to watch until names come back.
-    if (st.names !== undefined && st.names.length === 0 && !isWildcardType(st.typeUrl)) return;
+    // An empty name list (never a first-request wildcard, see subscriptionOf) unsubscribes: nothing to
+    // watch until names come back.
+    if (st.names !== undefined && st.names.length === 0) return;
     let answered = false;
     const cancel = deps.cache.watch(st.group, st.typeUrl, st.names, knownVersion, (resp) => {
       answered = true;
@@ -159,7 +170,7 @@ export function createAdsStream(deps: StreamDeps, sink: StreamSink): AdsStream {
         node = nodeFromWire(req.node);
         log = deps.logger.child({ stream: deps.id, node: node.id });
         log.info('xds stream opened', { peer: deps.peer });
-        deps.hooks.onStreamOpen?.(info()!);
+        hook('onStreamOpen', info()!);
       }
       const typeUrl = req.type_url;
       if (!typeUrl) {
@@ -202,13 +213,13 @@ export function createAdsStream(deps: StreamDeps, sink: StreamSink): AdsStream {
           st.nacks++;
           deps.counters.nacks++;
           log.warn('xds NACK', { typeUrl, rejected: st.sentVersion, keeps: nack.version, error: nack.message });
-          deps.hooks.onNack?.(info()!, typeUrl, nack);
+          hook('onNack', info()!, typeUrl, nack);
         } else {
           st.ackedVersion = req.version_info ?? '';
           st.ackedNonce = nonce;
           st.acks++;
           deps.counters.acks++;
-          deps.hooks.onAck?.(info()!, typeUrl, st.ackedVersion);
+          hook('onAck', info()!, typeUrl, st.ackedVersion);
         }
       }
       rewatch(st, forceResponse ? undefined : st.sentVersion);
@@ -220,7 +231,7 @@ export function createAdsStream(deps: StreamDeps, sink: StreamSink): AdsStream {
       const proxy = info();
       if (proxy) {
         log.info('xds stream closed', { reason });
-        deps.hooks.onStreamClosed?.(proxy, reason);
+        hook('onStreamClosed', proxy, reason);
       }
     },
   };
