@@ -60,6 +60,10 @@ test('client ACKs what it accepts and NACKs what it rejects; a NACKing proxy doe
   assert.deepEqual([...picky.current(TYPE_URLS.cluster)!.resources.keys()], ['a', 'b']);
   assert.equal(pickySeen.length, 3);
   assert.equal(goodSeen.length, 3);
+  // Unchanged bytes, same object: consumers can skip unchanged resources by identity.
+  assert.equal(goodSeen[2]!.resources.get('a'), goodSeen[0]!.resources.get('a'));
+  assert.equal(pickySeen[2]!.resources.get('a'), pickySeen[0]!.resources.get('a'));
+  assert.notEqual(goodSeen[2]!.resources.get('b'), undefined);
 });
 
 test('client keeps the last good config while the server is down and resyncs after it restarts', async (t) => {

@@ -19,7 +19,11 @@ import { INVALID_ARGUMENT, nodeToWire } from './discovery.js';
 import type { DiscoveryRequest, DiscoveryResponse } from './discovery.js';
 import type { XdsNode } from './types.js';
 
-/** One accepted (or proposed) state of a type: every resource the server sent, by name, decoded. */
+/**
+ * One accepted (or proposed) state of a type: every resource the server sent, by name, decoded.
+ * A resource whose bytes did not change since the last update is the very same object, so consumers
+ * can skip unchanged resources by identity; treat them as immutable.
+ */
 export interface ResourceUpdate<T = Record<string, unknown>> {
   typeUrl: string;
   version: string;
@@ -45,6 +49,7 @@ export interface AdsClientOptions {
 }
 
 export interface AdsClientStatus {
+  /** True once the current stream has delivered a response; false from the moment it breaks. */
   connected: boolean;
   /** Streams opened so far, the first included. */
   streams: number;
@@ -73,6 +78,8 @@ interface TypeState {
   accepted: ResourceUpdate | undefined;
   /** Nonce of the last response received on the current stream. */
   nonce: string;
+  /** Decoded resources of the last accepted update by their exact bytes, to skip decoding them again. */
+  decoded: Map<string, { name: string; value: Record<string, unknown> }>;
   nacks: number;
 }
 
@@ -171,15 +178,22 @@ export function createAdsClient(options: AdsClientOptions): AdsClient {
     }
     st.nonce = resp.nonce;
     let update: ResourceUpdate;
+    let decoded: TypeState['decoded'] = new Map();
     let rejection: string | undefined;
     try {
       const resources = new Map<string, Record<string, unknown>>();
+      decoded = new Map();
       for (const any of resp.resources as Any[]) {
         if (any.type_url !== resp.type_url) throw new CrossmeshError('E_XDS_TYPE', `resource of type ${any.type_url} in a ${resp.type_url} response`);
-        const { value } = decodeResource(any);
-        const name = resourceNameOf(any.type_url, value);
-        if (resources.has(name)) throw new CrossmeshError('E_XDS_DUPLICATE', `resource ${JSON.stringify(name)} sent twice`);
-        resources.set(name, value);
+        const key = Buffer.from(any.value.buffer, any.value.byteOffset, any.value.byteLength).toString('latin1');
+        let entry = st.decoded.get(key);
+        if (!entry) {
+          const { value } = decodeResource(any);
+          entry = { name: resourceNameOf(any.type_url, value), value };
+        }
+        if (resources.has(entry.name)) throw new CrossmeshError('E_XDS_DUPLICATE', `resource ${JSON.stringify(entry.name)} sent twice`);
+        resources.set(entry.name, entry.value);
+        decoded.set(key, entry);
       }
       update = { typeUrl: resp.type_url, version: resp.version_info, resources };
       const verdict = st.handler(update);
@@ -194,6 +208,7 @@ export function createAdsClient(options: AdsClientOptions): AdsClient {
       return;
     }
     st.accepted = update!;
+    st.decoded = decoded;
     send(resp.type_url, st);
   }
 
@@ -202,7 +217,7 @@ export function createAdsClient(options: AdsClientOptions): AdsClient {
   return {
     subscribe(typeUrl, handler, names) {
       if (types.has(typeUrl)) throw new CrossmeshError('E_XDS_SUBSCRIBED', `already subscribed to ${typeUrl}`);
-      const st: TypeState = { handler, names: names ? [...names] : undefined, accepted: undefined, nonce: '', nacks: 0 };
+      const st: TypeState = { handler, names: names ? [...names] : undefined, accepted: undefined, nonce: '', nacks: 0, decoded: new Map() };
       types.set(typeUrl, st);
       send(typeUrl, st);
     },

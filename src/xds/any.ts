@@ -97,28 +97,64 @@ function canonical(v: unknown): unknown {
 const TO_OBJECT: protobuf.IConversionOptions = { longs: Number, enums: String };
 
 function toPlain(type: protobuf.Type, message: protobuf.Message): Record<string, unknown> {
-  return expandAnys(type.toObject(message, TO_OBJECT)) as Record<string, unknown>;
+  const obj = type.toObject(message, TO_OBJECT);
+  expandAnys(type, obj);
+  return obj;
 }
 
-function isPackedAny(v: unknown): v is Any {
-  if (v === null || typeof v !== 'object') return false;
-  const o = v as Record<string, unknown>;
-  const keys = Object.keys(o);
-  return typeof o.type_url === 'string' && (keys.length === 1 || (keys.length === 2 && o.value instanceof Uint8Array));
-}
+const ANY = '.google.protobuf.Any';
+const anyFieldsCache = new Map<protobuf.Type, readonly protobuf.Field[]>();
 
-function expandAnys(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(expandAnys);
-  if (v === null || typeof v !== 'object' || v instanceof Uint8Array) return v;
-  if (isPackedAny(v)) {
-    const inner = messageType(v.type_url);
-    // An Any of a type we do not know stays packed; the consumer decides whether that is an error.
-    if (!inner) return v;
-    return { '@type': v.type_url, ...toPlain(inner, inner.decode(v.value ?? new Uint8Array())) };
+/** The fields of `type` through which an Any can be reached; decoding walks only those. */
+function anyFields(type: protobuf.Type): readonly protobuf.Field[] {
+  let fields = anyFieldsCache.get(type);
+  if (!fields) {
+    fields = type.fieldsArray.filter((f) => {
+      f.resolve();
+      return f.resolvedType instanceof Object && 'fields' in f.resolvedType && reachesAny(f.resolvedType as protobuf.Type, new Set());
+    });
+    anyFieldsCache.set(type, fields);
   }
-  const out: Record<string, unknown> = {};
-  for (const [k, child] of Object.entries(v)) out[k] = expandAnys(child);
-  return out;
+  return fields;
+}
+
+function reachesAny(type: protobuf.Type, seen: Set<protobuf.Type>): boolean {
+  if (type.fullName === ANY) return true;
+  if (seen.has(type)) return false;
+  seen.add(type);
+  return type.fieldsArray.some((f) => {
+    f.resolve();
+    return f.resolvedType instanceof Object && 'fields' in f.resolvedType && reachesAny(f.resolvedType as protobuf.Type, seen);
+  });
+}
+
+/** Replaces, in place, every packed Any under `obj` by its unpacked `{'@type', ...fields}` form. */
+function expandAnys(type: protobuf.Type, obj: Record<string, unknown>): void {
+  for (const field of anyFields(type)) {
+    const v = obj[field.name];
+    if (v === undefined || v === null) continue;
+    const child = field.resolvedType as protobuf.Type;
+    const one = (x: unknown): unknown => {
+      if (child.fullName === ANY) return unpackAny(x as Any);
+      expandAnys(child, x as Record<string, unknown>);
+      return x;
+    };
+    if (field.map) {
+      const m = v as Record<string, unknown>;
+      for (const k of Object.keys(m)) m[k] = one(m[k]);
+    } else if (field.repeated) {
+      obj[field.name] = (v as unknown[]).map(one);
+    } else {
+      obj[field.name] = one(v);
+    }
+  }
+}
+
+function unpackAny(any: Any): unknown {
+  const inner = typeof any.type_url === 'string' ? messageType(any.type_url) : undefined;
+  // An Any of a type we do not know stays packed; the consumer decides whether that is an error.
+  if (!inner) return any;
+  return { '@type': any.type_url, ...toPlain(inner, inner.decode(any.value ?? new Uint8Array())) };
 }
 
 function checkShape(type: protobuf.Type, obj: unknown, path: string, problems: string[]): void {
