@@ -108,8 +108,15 @@ test('Istio names: cluster names and SNI build and parse back', () => {
   assert.equal(outboundClusterName(8000, '', fqdn), 'outbound|8000||httpbin.default.svc.cluster.local');
   assert.equal(outboundSni(8000, '', fqdn), 'outbound_.8000_._.httpbin.default.svc.cluster.local');
   assert.equal(outboundSni(8000, 'v1', fqdn), 'outbound_.8000_.v1_.httpbin.default.svc.cluster.local');
-  assert.deepEqual(parseOutboundSni('outbound_.8000_._.httpbin.default.svc.cluster.local'), { port: 8000, subset: '', fqdn });
-  assert.deepEqual(parseOutboundSni('outbound_.8000_.v1_.httpbin.default.svc.cluster.local'), { port: 8000, subset: 'v1', fqdn });
+  const sni = 'outbound_.8000_._.httpbin.default.svc.cluster.local';
+  assert.deepEqual(parseOutboundSni(sni), { sni, port: 8000, subset: '', fqdn, clusterName: 'outbound|8000||httpbin.default.svc.cluster.local' });
+  assert.deepEqual(parseOutboundSni(outboundSni(8000, 'v1', fqdn)), {
+    sni: 'outbound_.8000_.v1_.httpbin.default.svc.cluster.local',
+    port: 8000,
+    subset: 'v1',
+    fqdn,
+    clusterName: 'outbound|8000|v1|httpbin.default.svc.cluster.local',
+  });
   assert.equal(parseOutboundSni('httpbin.default.svc.cluster.local'), undefined);
   assert.equal(parseOutboundSni('outbound_.99999_._.x'), undefined);
   assert.deepEqual(parseClusterName('inbound|9080||'), { direction: 'inbound', port: 9080, subset: '', fqdn: '' });

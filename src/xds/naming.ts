@@ -32,20 +32,48 @@ export function parseClusterName(name: string): ParsedClusterName | undefined {
 }
 
 /**
- * SNI for mTLS and east-west gateway routing: `outbound_.<port>_.<subset>_.<fqdn>`. An empty subset
- * leaves its field empty, which is why `outbound_.8000_._.<fqdn>` has a lone underscore.
+ * SNI for mTLS and east-west gateway routing: `outbound_.<port>_.<subset>_.<fqdn>`; with no subset the
+ * field is empty, giving Istio's `outbound_.8000_._.httpbin.default.svc.cluster.local`.
  */
 export function outboundSni(port: number, subset: string, fqdn: string): string {
   return `outbound_.${port}_.${subset}_.${fqdn}`;
 }
 
-/** Parses an SNI built by outboundSni; undefined for anything else. */
-export function parseOutboundSni(sni: string): { port: number; subset: string; fqdn: string } | undefined {
-  const m = /^outbound_\.(\d{1,5})_\.([^.]*)_\.(.+)$/.exec(sni);
-  if (!m) return undefined;
-  const port = Number(m[1]);
-  if (port <= 0 || port > 65535) return undefined;
-  return { port, subset: m[2] ?? '', fqdn: m[3] ?? '' };
+/** A parsed outbound SNI and the Envoy cluster name it stands for. */
+export interface OutboundSni {
+  sni: string;
+  port: number;
+  /** Empty for the whole service. */
+  subset: string;
+  fqdn: string;
+  /** `outbound|<port>|<subset>|<fqdn>`, the cluster name the control plane uses for the same target. */
+  clusterName: string;
+}
+
+const PREFIX = 'outbound_.';
+const SEP = '_.';
+const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const SUBSET = /^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$/;
+
+/** Parses an SNI built by outboundSni; undefined for anything not of that exact form (a gateway has no route for it). */
+export function parseOutboundSni(sni: string): OutboundSni | undefined {
+  if (!sni.startsWith(PREFIX)) return undefined;
+  const rest = sni.slice(PREFIX.length);
+  const portEnd = rest.indexOf(SEP);
+  if (portEnd <= 0) return undefined;
+  const portText = rest.slice(0, portEnd);
+  if (!/^[1-9][0-9]{0,4}$/.test(portText)) return undefined;
+  const port = Number(portText);
+  if (port > 65535) return undefined;
+  const afterPort = rest.slice(portEnd + SEP.length);
+  const subsetEnd = afterPort.indexOf(SEP);
+  if (subsetEnd < 0) return undefined;
+  const subset = afterPort.slice(0, subsetEnd);
+  if (subset !== '' && !SUBSET.test(subset)) return undefined;
+  const fqdn = afterPort.slice(subsetEnd + SEP.length).toLowerCase();
+  if (fqdn.length === 0 || fqdn.length > 253) return undefined;
+  if (!fqdn.split('.').every((label) => LABEL.test(label))) return undefined;
+  return { sni, port, subset, fqdn, clusterName: outboundClusterName(port, subset, fqdn) };
 }
 
 /** ALPN offered between sidecars for mTLS. */

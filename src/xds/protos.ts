@@ -33,6 +33,8 @@ export const RESOURCE_PROTO_FILES: readonly string[] = [
   'envoy/extensions/filters/listener/original_dst/v3/original_dst.proto',
   'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
   'envoy/extensions/access_loggers/file/v3/file.proto',
+  'envoy/extensions/filters/http/fault/v3/fault.proto',
+  'envoy/extensions/retry/host/previous_hosts/v3/previous_hosts.proto',
   'istio/networking/nds/v1/nds.proto',
 ];
 
