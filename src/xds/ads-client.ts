@@ -34,13 +34,14 @@ export interface ResourceUpdate<T = Record<string, unknown>> {
  * Decides on a proposed update. Returning nothing accepts it; returning `{reject}` or throwing NACKs
  * it with that message and keeps the previous state. Called synchronously, one update at a time.
  */
-export type UpdateHandler = (update: ResourceUpdate) => void | { reject: string };
+export type UpdateHandler<T = Record<string, unknown>> = (update: ResourceUpdate<T>) => void | { reject: string };
 
 export interface AdsClientOptions {
   /** `host:port` of the control plane's xDS endpoint. */
   address: string;
   /** Defaults to plaintext. */
   credentials?: grpc.ChannelCredentials;
+  /** Merged over DEFAULT_CHANNEL_OPTIONS. */
   channelOptions?: grpc.ChannelOptions;
   node: XdsNode;
   logger?: Logger;
@@ -60,8 +61,11 @@ export interface AdsClientStatus {
 
 /** A running client. Handlers and status callbacks are never called after close(). */
 export interface AdsClient {
-  /** Subscribes to a type; `names` undefined means wildcard. One handler per type. */
-  subscribe(typeUrl: string, handler: UpdateHandler, names?: readonly string[]): void;
+  /**
+   * Subscribes to a type; `names` undefined means wildcard. One handler per type. `T` is the decoded
+   * shape the caller expects (e.g. `Cluster` from types.ts); it is not checked at run time.
+   */
+  subscribe<T = Record<string, unknown>>(typeUrl: string, handler: UpdateHandler<T>, names?: readonly string[]): void;
   /** Changes the names a type is subscribed to (a wildcard type stays wildcard with undefined). */
   setNames(typeUrl: string, names: readonly string[] | undefined): void;
   /** The last accepted state of a type, kept across disconnections. */
@@ -85,12 +89,23 @@ interface TypeState {
 
 type AdsStream = grpc.ClientDuplexStream<DiscoveryRequest, DiscoveryResponse>;
 
+/**
+ * Keepalive pings notice a control plane that vanished without closing the connection (the stream would
+ * otherwise wait forever and never reconnect); a gateway's full state can exceed gRPC's 4 MiB default.
+ */
+export const DEFAULT_CHANNEL_OPTIONS: grpc.ChannelOptions = {
+  'grpc.keepalive_time_ms': 30_000,
+  'grpc.keepalive_timeout_ms': 10_000,
+  'grpc.max_receive_message_length': 64 * 1024 * 1024,
+};
+
 export function createAdsClient(options: AdsClientOptions): AdsClient {
   const logger = options.logger ?? silentLogger;
   const clock = options.clock ?? systemClock;
   const backoff = createBackoff(options.backoff);
   const Ctor = grpc.makeGenericClientConstructor(adsServiceDefinition() as unknown as grpc.ServiceDefinition, 'ADS');
-  const client = new Ctor(options.address, options.credentials ?? grpc.credentials.createInsecure(), options.channelOptions) as unknown as grpc.Client & {
+  const channelOptions = { ...DEFAULT_CHANNEL_OPTIONS, ...options.channelOptions };
+  const client = new Ctor(options.address, options.credentials ?? grpc.credentials.createInsecure(), channelOptions) as unknown as grpc.Client & {
     StreamAggregatedResources(): AdsStream;
   };
   const types = new Map<string, TypeState>();
@@ -215,9 +230,9 @@ export function createAdsClient(options: AdsClientOptions): AdsClient {
   open();
 
   return {
-    subscribe(typeUrl, handler, names) {
+    subscribe<T>(typeUrl: string, handler: UpdateHandler<T>, names?: readonly string[]) {
       if (types.has(typeUrl)) throw new CrossmeshError('E_XDS_SUBSCRIBED', `already subscribed to ${typeUrl}`);
-      const st: TypeState = { handler, names: names ? [...names] : undefined, accepted: undefined, nonce: '', nacks: 0, decoded: new Map() };
+      const st: TypeState = { handler: handler as unknown as UpdateHandler, names: names ? [...names] : undefined, accepted: undefined, nonce: '', nacks: 0, decoded: new Map() };
       types.set(typeUrl, st);
       send(typeUrl, st);
     },
