@@ -14,6 +14,7 @@ import {
   simpleRouteConfiguration,
 } from '../src/xds/index.js';
 import type { Any } from '../src/xds/index.js';
+import { ValidationError, silentLogger } from '../src/shared/index.js';
 
 const cluster = (name: string, ms = 1000): Any => encodeResource(TYPE_URLS.cluster, edsCluster(name, { connectTimeoutMs: ms }));
 const cla = (name: string, port = 80): Any =>
@@ -116,6 +117,25 @@ test('a throwing watch callback does not stop the others', () => {
   cache.watch('g', TYPE_URLS.cluster, undefined, undefined, () => (reached = true));
   cache.setSnapshot('g', createSnapshot({ [TYPE_URLS.cluster]: [cluster('a')] }));
   assert.ok(reached);
+});
+
+test('a cache with consistency "reject" refuses a dangling snapshot and keeps serving the last good one', () => {
+  const cache = createSnapshotCache({ consistency: 'reject' });
+  const good = createSnapshot({ [TYPE_URLS.cluster]: [cluster('a')], [TYPE_URLS.endpoint]: [cla('a')] });
+  cache.setSnapshot('g', good);
+  const fired: string[] = [];
+  cache.watch('g', TYPE_URLS.cluster, undefined, good.version(TYPE_URLS.cluster), (r) => fired.push(r.version));
+  assert.throws(
+    () => cache.setSnapshot('g', good.withType(TYPE_URLS.cluster, [cluster('a'), cluster('b')])),
+    (e: unknown) => e instanceof ValidationError && /g: Cluster\/b: eds_cluster_config\.service_name: no ClusterLoadAssignment named "b"/.test(e.message),
+  );
+  assert.throws(() => cache.setEndpoints('g', []), ValidationError);
+  assert.equal(cache.getSnapshot('g'), good);
+  assert.deepEqual(fired, []);
+  const warned: string[] = [];
+  const lenient = createSnapshotCache({ consistency: 'warn', logger: { ...silentLogger, warn: (m, f) => warned.push(`${m} ${String(f?.problem)}`) } });
+  lenient.setSnapshot('g', good.withType(TYPE_URLS.endpoint, []));
+  assert.deepEqual(warned, ['inconsistent snapshot Cluster/a: eds_cluster_config.service_name: no ClusterLoadAssignment named "a"']);
 });
 
 test('consistency check names every dangling reference', () => {

@@ -5,11 +5,12 @@
  * as the group's snapshot has a version of that type other than `knownVersion` (possibly at once, inside
  * the call), then forgets the watch. The server opens a new watch when the proxy ACKs or NACKs.
  */
-import { silentLogger } from '../../shared/index.js';
+import { ValidationError, formatProblem, silentLogger } from '../../shared/index.js';
 import type { Logger } from '../../shared/index.js';
 import { TYPE_URLS, isWildcardType, pushRank } from '../../xds/index.js';
 import type { Any } from '../../xds/index.js';
 import { createSnapshot } from './snapshot.js';
+import { checkSnapshotConsistency } from './consistency.js';
 import type { Snapshot, TypeInput, TypePatch } from './snapshot.js';
 
 /** What a watch is answered with: the version and the subscribed resources that exist, by name order. */
@@ -24,13 +25,22 @@ export type WatchCallback = (response: WatchResponse) => void;
 
 export interface SnapshotCacheOptions {
   logger?: Logger;
+  /**
+   * Run checkSnapshotConsistency on every snapshot set: `warn` logs the problems and serves the snapshot
+   * anyway, `reject` throws a ValidationError and keeps the previous one. Off by default: it decodes
+   * clusters, listeners and routes on each set, endpoint-only updates included.
+   */
+  consistency?: 'off' | 'warn' | 'reject';
 }
 
 /** Change listeners run after a group's snapshot was replaced and its watches answered. */
 export type SnapshotListener = (group: string, snapshot: Snapshot | undefined) => void;
 
 export interface SnapshotCache {
-  /** Replaces a group's snapshot and answers every watch whose type changed version, in push order. */
+  /**
+   * Replaces a group's snapshot and answers every watch whose type changed version, in push order.
+   * With `consistency: 'reject'` an inconsistent snapshot throws ValidationError and changes nothing.
+   */
   setSnapshot(group: string, snapshot: Snapshot): void;
   getSnapshot(group: string): Snapshot | undefined;
   /** Forgets a group's snapshot; its open watches stay open until a snapshot comes. */
@@ -88,6 +98,12 @@ export function createSnapshotCache(options: SnapshotCacheOptions = {}): Snapsho
   }
 
   function set(group: string, snapshot: Snapshot): void {
+    const mode = options.consistency ?? 'off';
+    if (mode !== 'off') {
+      const problems = checkSnapshotConsistency(snapshot);
+      if (problems.length && mode === 'reject') throw new ValidationError(problems.map((p) => ({ ...p, resource: `${group}: ${p.resource}` })));
+      for (const p of problems) logger.warn('inconsistent snapshot', { group, problem: formatProblem(p) });
+    }
     snapshots.set(group, snapshot);
     const open = watches.get(group);
     if (open && open.size) {
