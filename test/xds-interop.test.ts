@@ -113,6 +113,7 @@ test('grpc-js-xds balances across two clusters and follows the withdrawal of one
     assert.equal(st?.ackedVersion, base.version(typeUrl), typeUrl);
     assert.equal(st?.nacks, 0);
     assert.equal(st?.group, 'cluster-1');
+    assert.equal(st?.sync, 'SYNCED');
   }
 
   // Withdraw cluster-2 through the endpoint fast path: only EDS moves.

@@ -114,6 +114,7 @@ test('NACK: recorded with its error, counted, hooked; the rejected version is no
   s.send({ type_url: TYPE_URLS.cluster, version_info: r1.version_info, response_nonce: r1.nonce });
   const v2 = v1.withType(TYPE_URLS.cluster, [cluster('a', 2000)]);
   await eventually('ACK of v1', () => typeState(f, 'p1', TYPE_URLS.cluster)?.ackedNonce);
+  assert.equal(typeState(f, 'p1', TYPE_URLS.cluster)?.sync, 'SYNCED');
   f.cache.setSnapshot('g1', v2);
   const r2 = await s.next();
   assert.equal(r2.version_info, v2.version(TYPE_URLS.cluster));
@@ -130,6 +131,7 @@ test('NACK: recorded with its error, counted, hooked; the rejected version is no
   assert.equal(st?.nacks, 1);
   assert.equal(st?.lastNack?.message, 'bad cluster a');
   assert.equal(st?.lastNack?.nonce, r2.nonce);
+  assert.equal(st?.sync, 'NACKED');
   assert.equal(f.nacks.length, 1);
   assert.equal(f.running.ads.stats().nacks, 1);
 
@@ -175,6 +177,8 @@ test('named subscriptions: only named resources, a new name is answered at once,
   s.send({ type_url: TYPE_URLS.route, resource_names: ['r'] });
   const r0 = await s.next();
   assert.equal(r0.type_url, TYPE_URLS.route);
+  assert.equal(typeState(f, 'p1', TYPE_URLS.endpoint)?.sync, 'NOT_SENT');
+  assert.equal(typeState(f, 'p1', TYPE_URLS.route)?.sync, 'STALE', 'pushed, not yet ACKed');
   s.send({ type_url: TYPE_URLS.endpoint, resource_names: ['b', 'missing'] });
   const r1 = await s.next();
   assert.equal(r1.type_url, TYPE_URLS.endpoint);

@@ -31,9 +31,18 @@ export interface TypeStatus {
   names: readonly string[] | undefined;
   sentVersion?: string;
   sentNonce?: string;
+  /** Injected clock's time of the last push. */
+  sentAt?: number;
   ackedVersion?: string;
   ackedNonce?: string;
+  ackedAt?: number;
   lastNack?: NackInfo;
+  /**
+   * Istio proxy-status style summary against the group's current snapshot: NOT_SENT (nothing pushed
+   * yet), SYNCED (the current version is pushed and ACKed), NACKED (the last push was rejected),
+   * STALE (a push awaits its ACK, or a newer version awaits a push).
+   */
+  sync: 'NOT_SENT' | 'SYNCED' | 'NACKED' | 'STALE';
   pushes: number;
   acks: number;
   nacks: number;
@@ -75,7 +84,7 @@ export interface StreamDeps {
   counters: { pushes: number; acks: number; nacks: number; staleNonces: number };
 }
 
-interface TypeState extends TypeStatus {
+interface TypeState extends Omit<TypeStatus, 'sync'> {
   cancelWatch: (() => void) | undefined;
 }
 
@@ -112,7 +121,11 @@ export function createAdsStream(deps: StreamDeps, sink: StreamSink): AdsStream {
       peer: deps.peer,
       node,
       connectedAt,
-      types: [...types.values()].map(({ cancelWatch: _c, ...status }) => ({ ...status, names: status.names && [...status.names] })),
+      types: [...types.values()].map(({ cancelWatch: _c, ...status }) => ({
+        ...status,
+        names: status.names && [...status.names],
+        sync: syncOf(status, deps.cache.getSnapshot(status.group)?.version(status.typeUrl)),
+      })),
     };
 
   function send(st: TypeState, response: WatchResponse): void {
@@ -128,6 +141,7 @@ export function createAdsStream(deps: StreamDeps, sink: StreamSink): AdsStream {
     });
     st.sentVersion = response.version;
     st.sentNonce = nonce;
+    st.sentAt = deps.clock.now();
     st.pushes++;
     deps.counters.pushes++;
     log.debug('xds push', { typeUrl: st.typeUrl, version: response.version, nonce, resources: response.resources.length });
@@ -217,6 +231,7 @@ export function createAdsStream(deps: StreamDeps, sink: StreamSink): AdsStream {
         } else {
           st.ackedVersion = req.version_info ?? '';
           st.ackedNonce = nonce;
+          st.ackedAt = deps.clock.now();
           st.acks++;
           deps.counters.acks++;
           hook('onAck', info()!, typeUrl, st.ackedVersion);
@@ -235,6 +250,13 @@ export function createAdsStream(deps: StreamDeps, sink: StreamSink): AdsStream {
       }
     },
   };
+}
+
+function syncOf(st: Omit<TypeStatus, 'sync'>, current: string | undefined): TypeStatus['sync'] {
+  if (st.sentNonce === undefined) return 'NOT_SENT';
+  if (st.lastNack && st.lastNack.nonce === st.sentNonce) return 'NACKED';
+  if (st.ackedNonce === st.sentNonce && (current === undefined || current === st.sentVersion)) return 'SYNCED';
+  return 'STALE';
 }
 
 /** True when `next` subscribes to something `prev` did not (or turns into a wildcard). */
