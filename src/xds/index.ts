@@ -15,5 +15,5 @@ export * from './builders.js';
 export type * from './types.js';
 export { createBackoff } from './backoff.js';
 export type { Backoff, BackoffOptions } from './backoff.js';
-export { createAdsClient } from './ads-client.js';
+export { createAdsClient, DEFAULT_CHANNEL_OPTIONS } from './ads-client.js';
 export type { AdsClient, AdsClientOptions, AdsClientStatus, ResourceUpdate, UpdateHandler } from './ads-client.js';
