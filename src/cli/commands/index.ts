@@ -4,6 +4,9 @@ import { registerVersion } from './version.js';
 import { registerValidate } from './validate.js';
 import { registerCa } from './ca.js';
 import { registerToken } from './token.js';
+import { registerControlPlane } from './control-plane.js';
+import { registerResources } from './resources.js';
+import { registerRemoteSecret } from './remote-secret.js';
 
 /** Every subcommand registers itself here; the order is the order `--help` lists them in. */
 export const commands: ReadonlyArray<(program: Command, ctx: CliContext) => void> = [
@@ -11,4 +14,7 @@ export const commands: ReadonlyArray<(program: Command, ctx: CliContext) => void
   registerValidate,
   registerCa,
   registerToken,
+  registerControlPlane,
+  registerResources,
+  registerRemoteSecret,
 ];
