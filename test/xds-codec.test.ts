@@ -24,6 +24,7 @@ import {
   resourceName,
   tcpProxyFilter,
   tlsInspectorFilter,
+  toJsonValue,
   toStruct,
   typed,
 } from '../src/xds/index.js';
@@ -72,6 +73,10 @@ test('every resource type round-trips through Any, nested typed configs included
   }
   const decodedSecret = decodeResource<Secret>(encodeResource(TYPE_URLS.secret, secret)).value;
   assert.ok(Buffer.isBuffer(decodedSecret.tls_certificate?.certificate_chain?.inline_bytes), 'bytes stay bytes');
+  assert.deepEqual(toJsonValue(decodedSecret), {
+    name: 'default',
+    tls_certificate: { certificate_chain: { inline_bytes: Buffer.from('-----BEGIN CERTIFICATE-----\n').toString('base64') }, private_key: { inline_string: 'key' } },
+  });
   assert.equal(resourceName(encodeResource(TYPE_URLS.endpoint, { cluster_name: 'eds-name' })), 'eds-name');
 });
 

@@ -4,7 +4,7 @@
  */
 export { TYPE_URLS, EXTENSION_TYPE_URLS, PUSH_ORDER, pushRank, isWildcardType, messageNameOf } from './type-urls.js';
 export type { ResourceKind, ResourceTypeUrl } from './type-urls.js';
-export { encodeResource, decodeResource, resourceName, resourceNameOf, messageType, XdsCodecError } from './any.js';
+export { encodeResource, decodeResource, resourceName, resourceNameOf, messageType, toJsonValue, XdsCodecError } from './any.js';
 export type { Any, DecodedResource } from './any.js';
 export { resourceRoot, adsServiceDefinition, protoIncludeDirs, ProtoLoadError, ADS_SERVICE_NAME, RESOURCE_PROTO_FILES } from './protos.js';
 export { toStruct, fromStruct } from './struct.js';
