@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import { createSnapshot, createSnapshotCache } from '../src/controlplane/cache/index.js';
-import { TYPE_URLS, adsServiceDefinition, createAdsClient, createBackoff, edsCluster, encodeResource } from '../src/xds/index.js';
+import { TYPE_URLS, adsServiceDefinition, createAdsClient, createBackoff, diffUpdate, edsCluster, encodeResource } from '../src/xds/index.js';
 import type { AdsClient, Any, DiscoveryRequest, DiscoveryResponse, ResourceUpdate } from '../src/xds/index.js';
 import { createAdsServer } from '../src/controlplane/server/index.js';
 import { bindServer, createFakeClock, eventually, selfSignedCert, startAds } from './xds-helpers.js';
@@ -64,6 +64,11 @@ test('client ACKs what it accepts and NACKs what it rejects; a NACKing proxy doe
   assert.equal(goodSeen[2]!.resources.get('a'), goodSeen[0]!.resources.get('a'));
   assert.equal(pickySeen[2]!.resources.get('a'), pickySeen[0]!.resources.get('a'));
   assert.notEqual(goodSeen[2]!.resources.get('b'), undefined);
+  const d1 = diffUpdate(goodSeen[0], goodSeen[1]!);
+  assert.deepEqual([d1.added.map(([n]) => n), d1.changed, d1.removed, d1.unchanged], [['bad'], [], [], 1]);
+  const d2 = diffUpdate(goodSeen[1], goodSeen[2]!);
+  assert.deepEqual([d2.added.map(([n]) => n), d2.changed, d2.removed, d2.unchanged], [['b'], [], ['bad'], 1]);
+  assert.deepEqual(diffUpdate(undefined, goodSeen[0]!).added.map(([n]) => n), ['a']);
 });
 
 test('client keeps the last good config while the server is down and resyncs after it restarts', async (t) => {

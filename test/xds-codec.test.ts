@@ -13,6 +13,8 @@ import {
   fromStruct,
   httpConnectionManagerFilter,
   httpInspectorFilter,
+  istioNodeId,
+  parseIstioNodeId,
   istioUpstreamTls,
   originalDstFilter,
   outboundClusterName,
@@ -22,6 +24,7 @@ import {
   resourceName,
   tcpProxyFilter,
   tlsInspectorFilter,
+  toJsonValue,
   toStruct,
   typed,
 } from '../src/xds/index.js';
@@ -70,6 +73,10 @@ test('every resource type round-trips through Any, nested typed configs included
   }
   const decodedSecret = decodeResource<Secret>(encodeResource(TYPE_URLS.secret, secret)).value;
   assert.ok(Buffer.isBuffer(decodedSecret.tls_certificate?.certificate_chain?.inline_bytes), 'bytes stay bytes');
+  assert.deepEqual(toJsonValue(decodedSecret), {
+    name: 'default',
+    tls_certificate: { certificate_chain: { inline_bytes: Buffer.from('-----BEGIN CERTIFICATE-----\n').toString('base64') }, private_key: { inline_string: 'key' } },
+  });
   assert.equal(resourceName(encodeResource(TYPE_URLS.endpoint, { cluster_name: 'eds-name' })), 'eds-name');
 });
 
@@ -122,6 +129,16 @@ test('Istio names: cluster names and SNI build and parse back', () => {
   assert.deepEqual(parseClusterName('inbound|9080||'), { direction: 'inbound', port: 9080, subset: '', fqdn: '' });
   assert.deepEqual(parseClusterName(outboundClusterName(80, 'v2', fqdn)), { direction: 'outbound', port: 80, subset: 'v2', fqdn });
   assert.equal(parseClusterName('BlackHoleCluster'), undefined);
+});
+
+test('Istio node ids build and parse back; anything else is not one', () => {
+  const id = istioNodeId({ role: 'sidecar', ip: '10.0.0.7', pod: 'helloworld-v1-abc.x', namespace: 'sample' });
+  assert.equal(id, 'sidecar~10.0.0.7~helloworld-v1-abc.x.sample~sample.svc.cluster.local');
+  assert.deepEqual(parseIstioNodeId(id), { role: 'sidecar', ip: '10.0.0.7', pod: 'helloworld-v1-abc.x', namespace: 'sample', domain: 'cluster.local' });
+  assert.deepEqual(parseIstioNodeId('router~1.2.3.4~gw.istio-system~istio-system.svc.mesh.example')?.domain, 'mesh.example');
+  for (const bad of ['grpc-client-1', 'sidecar~~p.ns~ns.svc.cluster.local', 'proxy~1.2.3.4~p.ns~ns.svc.cluster.local', 'sidecar~1.2.3.4~p.ns~other.svc.cluster.local', 'sidecar~1.2.3.4~pns~ns.svc.cluster.local']) {
+    assert.equal(parseIstioNodeId(bad), undefined, bad);
+  }
 });
 
 test('Struct conversion round-trips JSON', () => {

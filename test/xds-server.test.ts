@@ -19,7 +19,8 @@ import {
   simpleRouteConfiguration,
 } from '../src/xds/index.js';
 import type { Any, DiscoveryRequest, DiscoveryResponse } from '../src/xds/index.js';
-import { eventually, openRawStream, startAds } from './xds-helpers.js';
+import { bindServer, eventually, openRawStream, startAds } from './xds-helpers.js';
+import { createAdsServer } from '../src/controlplane/server/index.js';
 import type { RawAdsStream, RunningAds } from './xds-helpers.js';
 
 const cluster = (name: string, timeoutMs = 1000): Any => encodeResource(TYPE_URLS.cluster, edsCluster(name, { connectTimeoutMs: timeoutMs }));
@@ -345,4 +346,24 @@ test('a throwing hook does not break the stream; an emptied LDS subscription get
   s.send({ type_url: TYPE_URLS.route, resource_names: ['r'] });
   assert.equal((await s.next()).type_url, TYPE_URLS.route, 'no LDS push for an empty subscription');
   assert.equal(running.ads.connectedProxies()[0]?.types.find((x) => x.typeUrl === TYPE_URLS.listener)?.acks, 1);
+});
+
+test('one ADS server registered on two gRPC servers serves and lists the streams of both', async (t) => {
+  const cache = createSnapshotCache();
+  const ads = createAdsServer({ cache, nodeGroup: () => 'g' });
+  const servers = [new grpc.Server(), new grpc.Server()];
+  for (const s of servers) ads.register(s);
+  const ports = await Promise.all(servers.map((s) => bindServer(s)));
+  const streams = ports.map((p) => openRawStream(`127.0.0.1:${p}`));
+  t.after(() => {
+    for (const s of streams) s.close();
+    ads.close();
+    for (const s of servers) s.forceShutdown();
+  });
+  cache.setSnapshot('g', createSnapshot({ [TYPE_URLS.cluster]: [cluster('a')] }));
+  streams.forEach((s, i) => s.send({ node: node(`p${i}`), type_url: TYPE_URLS.cluster }));
+  for (const s of streams) assert.deepEqual(names(await s.next()), ['a']);
+  assert.deepEqual(ads.connectedProxies().map((p) => p.node.id).sort(), ['p0', 'p1']);
+  ads.close();
+  for (const s of streams) assert.equal((await s.status()).code, grpc.status.UNAVAILABLE);
 });

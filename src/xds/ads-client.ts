@@ -176,8 +176,11 @@ export function createAdsClient(options: AdsClientOptions): AdsClient {
       }
       onResponse(resp);
     });
-    s.on('error', (err: grpc.ServiceError) => end(`${grpc.status[err.code] ?? err.code}: ${err.details || err.message}`));
-    s.on('end', () => end('stream ended by server'));
+    // 'status' comes exactly once per call, whatever ended it; 'error' only needs a listener.
+    s.on('error', () => {});
+    s.on('status', (st: grpc.StatusObject) =>
+      end(st.code === grpc.status.OK ? 'stream ended by server' : `${grpc.status[st.code] ?? st.code}: ${st.details}`),
+    );
     for (const [typeUrl, st] of types) {
       // A new stream knows no nonce; the last accepted version tells the server what we have.
       st.nonce = '';

@@ -277,3 +277,16 @@ export function resourceName(any: Any): string {
   }
   return '';
 }
+
+/**
+ * A decoded resource made JSON-safe for config dumps: bytes become base64 strings, as in proto3 JSON.
+ * Field names stay snake_case (protojson readers such as istioctl accept both spellings).
+ */
+export function toJsonValue(value: unknown): unknown {
+  if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64');
+  if (Array.isArray(value)) return value.map(toJsonValue);
+  if (value === null || typeof value !== 'object') return value;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) out[k] = toJsonValue(v);
+  return out;
+}
