@@ -291,6 +291,9 @@ describe('resource API: garbage input', () => {
     const noName = await call(t.url, 'POST', '/apis/crossmesh.io/v1/apply', { kind: 'List', items: [{ apiVersion: 'v1', kind: 'Service', metadata: {} }] });
     assert.equal(noName.status, 422);
     assert.equal(noName.body.details.causes[0].field, 'metadata.name');
+    const deep = await call(t.url, 'PUT', '/api/v1/namespaces/a/services/deep', `{"spec":${'['.repeat(1000)}${']'.repeat(1000)}}`);
+    assert.equal(deep.status, 400);
+    assert.match(deep.body.message, /deeper than 100 levels/);
     const patch = await call(t.url, 'PATCH', '/api/v1/namespaces/a/services/x', '{}', WRITE, 'application/merge-patch+json');
     assert.equal(patch.status, 404);
     const strategic = await call(t.url, 'PATCH', '/api/v1/namespaces/a/services/x', '{"spec":{"ports":[{"port":1}]}}', WRITE, 'application/strategic-merge-patch+json');
