@@ -67,6 +67,8 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
   };
   const tls = options.tls;
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
+    const started = ctx.clock.now();
+    res.on('finish', () => logger.debug('api: request', { method: req.method, url: req.url, status: res.statusCode, ms: ctx.clock.now() - started }));
     handle(ctx, options.auth, req, res).catch((err: unknown) => {
       const e = toHttpError(err);
       if (e.code >= 500) logger.error('api: request failed', { method: req.method, url: req.url, error: e.message });
