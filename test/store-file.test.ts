@@ -177,16 +177,19 @@ describe('file store periodic compaction', () => {
     const clock = fakeClock();
     const dir = join(root, `d${n++}`);
     const s = await createFileStore({ dir, clock, compactEveryMs: 60_000 });
-    const empty = s.logBytes();
-    clock.advance(60_000);
-    await s.apply([svc('a'), svc('b')]);
-    assert.ok(s.logBytes() > empty);
-    assert.equal(existsSync(join(dir, 'snapshot.json')), false, 'nothing to compact before the write');
-    clock.advance(60_000);
-    await s.apply([]); // queued behind the periodic compaction: when it resolves, that one is done
-    assert.equal(s.logBytes(), empty);
-    assert.ok(existsSync(join(dir, 'snapshot.json')));
-    await s.close();
+    try {
+      const empty = s.logBytes();
+      clock.advance(60_000);
+      await s.apply([svc('a'), svc('b')]);
+      assert.ok(s.logBytes() > empty);
+      assert.equal(existsSync(join(dir, 'snapshot.json')), false, 'nothing to compact before the write');
+      clock.advance(60_000);
+      await s.apply([]); // queued behind the periodic compaction: when it resolves, that one is done
+      assert.equal(s.logBytes(), empty);
+      assert.ok(existsSync(join(dir, 'snapshot.json')));
+    } finally {
+      await s.close();
+    }
     assert.equal(clock.pending(), 0);
     const again = await createFileStore({ dir, compactEveryMs: 0 });
     assert.deepEqual(names(again), ['a', 'b']);
