@@ -173,8 +173,9 @@ describe('informer', () => {
     const inf = createInformer({ client, type: SERVICES, backoff: { initialMs: 20, maxMs: 100 }, onEvent: rec.onEvent, onState: rec.onState });
     inf.start();
     try {
-      await rec.until(() => inf.state().status === 'synced');
+      await rec.until(() => rec.events.length >= 1);
       assert.deepEqual(rec.events[0], { type: 'reset', items: store.list('Service').items });
+      assert.equal(inf.state().status, 'synced', 'synced by the time the reset arrives');
       await writer.apply([svc('second')]);
       await rec.until(() => rec.events.length >= 2);
       assert.equal(rec.events[1]!.type, 'ADDED');
@@ -226,10 +227,44 @@ describe('informer', () => {
       assert.deepEqual(reset.items.map((o) => o.metadata.name).sort(), store.list('Service').items.map((o) => o.metadata.name).sort());
       assert.ok(!inf.items().some((o) => o.metadata.name === 'keep'), 'the deletion made while away is seen');
       await rec.until(() => inf.state().status === 'synced');
+      assert.ok(!rec.states.some((s) => s.status === 'syncing'), 'a relist does not report the cluster unsynced');
     } finally {
       inf.stop();
       client.close();
       await t.close();
+    }
+  });
+
+  it('stays synced through a relist when a live server answers 410', async () => {
+    let lists = 0;
+    const server = createServer((req, res) => {
+      const url = new URL(req.url ?? '/', 'http://x');
+      res.setHeader('content-type', 'application/json');
+      if (url.searchParams.get('watch') !== 'true') {
+        lists++;
+        res.end(JSON.stringify({ kind: 'ServiceList', metadata: { resourceVersion: String(lists * 10) }, items: [svc(`v${lists}`)] }));
+      } else if (url.searchParams.get('resourceVersion') === '10') {
+        res.statusCode = 410;
+        res.end(JSON.stringify({ kind: 'Status', code: 410, reason: 'Expired', message: 'too old' }));
+      } else {
+        res.flushHeaders(); // a healthy, quiet watch
+      }
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const client = createKubeClient({ server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, token: READ });
+    const rec = recorder();
+    const inf = createInformer({ client, type: SERVICES, onEvent: rec.onEvent, onState: rec.onState });
+    inf.start();
+    try {
+      await rec.until(() => rec.events.length === 2);
+      assert.deepEqual(rec.events.map((e) => (e.type === 'reset' ? e.items.map((o) => o.metadata.name) : e.type)), [['v1'], ['v2']]);
+      assert.deepEqual(rec.states.map((s) => s.status), ['synced']);
+      assert.deepEqual(inf.state(), { status: 'synced', resourceVersion: '20' });
+    } finally {
+      inf.stop();
+      client.close();
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
     }
   });
 

@@ -97,6 +97,16 @@ describe('resource API: CRUD', () => {
     const bad = await call(t.url, 'PATCH', '/api/v1/namespaces/a/services/web', { spec: { ports: [{ port: 0 }] } }, WRITE, 'application/merge-patch+json');
     assert.equal(bad.status, 422);
     assert.equal(t.store.get({ group: '', kind: 'Service', namespace: 'a', name: 'web' })!.metadata.resourceVersion, p2.body.metadata.resourceVersion);
+    // kubectl apply (client-side) sends a strategic patch whose annotation holds the whole new manifest.
+    const manifest = { apiVersion: 'v1', kind: 'Service', metadata: { name: 'web', namespace: 'a' }, spec: { ports: [{ port: 7000 }] } };
+    const kubectlPatch = {
+      metadata: { annotations: { 'kubectl.kubernetes.io/last-applied-configuration': JSON.stringify(manifest) } },
+      spec: { $setElementOrder: {}, ports: [{ port: 7000 }] },
+    };
+    const sp = await call(t.url, 'PATCH', '/api/v1/namespaces/a/services/web', kubectlPatch, WRITE, 'application/strategic-merge-patch+json');
+    assert.equal(sp.status, 200);
+    assert.deepEqual(sp.body.spec, manifest.spec);
+    assert.ok(sp.body.metadata.annotations['kubectl.kubernetes.io/last-applied-configuration']);
     const ssaYaml = 'apiVersion: v1\nkind: Service\nmetadata:\n  name: ssa\nspec:\n  ports: [{port: 9}]\n';
     const ssa = await call(t.url, 'PATCH', '/api/v1/namespaces/a/services/ssa?fieldManager=kubectl', ssaYaml, WRITE, 'application/apply-patch+yaml');
     assert.equal(ssa.status, 201);
@@ -281,11 +291,17 @@ describe('resource API: garbage input', () => {
     const noName = await call(t.url, 'POST', '/apis/crossmesh.io/v1/apply', { kind: 'List', items: [{ apiVersion: 'v1', kind: 'Service', metadata: {} }] });
     assert.equal(noName.status, 422);
     assert.equal(noName.body.details.causes[0].field, 'metadata.name');
+    const deep = await call(t.url, 'PUT', '/api/v1/namespaces/a/services/deep', `{"spec":${'['.repeat(1000)}${']'.repeat(1000)}}`);
+    assert.equal(deep.status, 400);
+    assert.match(deep.body.message, /deeper than 100 levels/);
     const patch = await call(t.url, 'PATCH', '/api/v1/namespaces/a/services/x', '{}', WRITE, 'application/merge-patch+json');
     assert.equal(patch.status, 404);
-    const strategic = await call(t.url, 'PATCH', '/api/v1/namespaces/a/services/x', '{}', WRITE, 'application/strategic-merge-patch+json');
+    const strategic = await call(t.url, 'PATCH', '/api/v1/namespaces/a/services/x', '{"spec":{"ports":[{"port":1}]}}', WRITE, 'application/strategic-merge-patch+json');
     assert.equal(strategic.status, 415);
-    assert.match(strategic.body.message, /merge-patch\+json/);
+    assert.match(strategic.body.message, /strategic merge patches that touch lists/);
+    const jsonPatch = await call(t.url, 'PATCH', '/api/v1/namespaces/a/services/x', '[]', WRITE, 'application/json-patch+json');
+    assert.equal(jsonPatch.status, 415);
+    assert.match(jsonPatch.body.message, /merge-patch\+json/);
   });
 
   it('survives raw protocol garbage on the socket', async () => {

@@ -7,6 +7,7 @@ import { createFileStore, StoreCorruptError, StoreLockedError } from '../src/con
 import type { FileStore } from '../src/controlplane/store/index.js';
 import { createLogger } from '../src/shared/log.js';
 import { svc } from './helpers/store-contract.js';
+import { fakeClock } from './helpers/fake-clock.js';
 
 const root = mkdtempSync(join(tmpdir(), 'crossmesh-store-file-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -167,6 +168,31 @@ describe('file store recovery', () => {
     const again = await reopen(dir);
     assert.equal(again.revision(), 120);
     assert.equal(JSON.stringify(again.list().items), before);
+    await again.close();
+  });
+});
+
+describe('file store periodic compaction', () => {
+  it('compacts a non-empty log on the clock, and stops its timer on close', async () => {
+    const clock = fakeClock();
+    const dir = join(root, `d${n++}`);
+    const s = await createFileStore({ dir, clock, compactEveryMs: 60_000 });
+    try {
+      const empty = s.logBytes();
+      clock.advance(60_000);
+      await s.apply([svc('a'), svc('b')]);
+      assert.ok(s.logBytes() > empty);
+      assert.equal(existsSync(join(dir, 'snapshot.json')), false, 'nothing to compact before the write');
+      clock.advance(60_000);
+      await s.apply([]); // queued behind the periodic compaction: when it resolves, that one is done
+      assert.equal(s.logBytes(), empty);
+      assert.ok(existsSync(join(dir, 'snapshot.json')));
+    } finally {
+      await s.close();
+    }
+    assert.equal(clock.pending(), 0);
+    const again = await createFileStore({ dir, compactEveryMs: 0 });
+    assert.deepEqual(names(again), ['a', 'b']);
     await again.close();
   });
 });

@@ -21,7 +21,9 @@ export function mergePatch(target: unknown, patch: unknown): unknown {
 /**
  * PATCH on an object URL. `application/merge-patch+json` (and plain JSON) is a JSON merge patch of the stored object;
  * `application/apply-patch+yaml` (kubectl apply --server-side) replaces the object with the one sent, creating it if
- * needed (there is no field ownership here). Strategic merge and JSON patch are refused with 415.
+ * needed (there is no field ownership here). A strategic merge patch from `kubectl apply` is recognised by the
+ * last-applied annotation and stores that manifest; other strategic patches work when they hold no lists (else 415).
+ * JSON patch is refused with 415.
  */
 export async function handlePatch(
   ctx: HandlerContext,
@@ -31,8 +33,9 @@ export async function handlePatch(
   query: URLSearchParams,
 ): Promise<void> {
   const type = (req.headers['content-type'] ?? 'application/merge-patch+json').split(';')[0]!.trim().toLowerCase();
-  const serverSideApply = type === 'application/apply-patch+yaml' || type === 'application/apply-patch+json';
-  if (!serverSideApply && type !== 'application/merge-patch+json' && type !== 'application/json') {
+  let serverSideApply = type === 'application/apply-patch+yaml' || type === 'application/apply-patch+json';
+  const strategic = type === 'application/strategic-merge-patch+json';
+  if (!serverSideApply && !strategic && type !== 'application/merge-patch+json' && type !== 'application/json') {
     throw new HttpError(
       415,
       'UnsupportedMediaType',
@@ -41,7 +44,22 @@ export async function handlePatch(
   }
   const docs = parseBody(await readBody(req, ctx.maxBodyBytes), serverSideApply ? 'application/yaml' : 'application/json');
   if (docs.length !== 1 || !isRecord(docs[0])) throw new HttpError(400, 'BadRequest', 'a patch must be one object');
-  const patch = docs[0];
+  let patch = docs[0];
+  if (strategic) {
+    const lastApplied = fromLastApplied(patch);
+    if (lastApplied) {
+      // kubectl apply: the annotation it sets holds the whole new manifest, which is what we store (as crossmesh apply).
+      patch = lastApplied;
+      serverSideApply = true;
+    } else if (hasListsOrDirectives(patch)) {
+      throw new HttpError(
+        415,
+        'UnsupportedMediaType',
+        'strategic merge patches that touch lists are not supported; use kubectl apply (client- or server-side), a merge patch, or crossmesh apply',
+      );
+    }
+    // Without lists or directives, a strategic merge patch means the same as a JSON merge patch.
+  }
   const r = resolve(ctx, p, patch.kind);
   if (r.name === undefined) throw new HttpError(405, 'MethodNotAllowed', 'PATCH needs an object URL (…/{plural}/{name})');
   const dryRun = query.get('dryRun') === 'All';
@@ -69,4 +87,30 @@ export async function handlePatch(
       if (!(err instanceof ConflictError) || attempt >= 4) throw err;
     }
   }
+}
+
+const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
+
+/** The full manifest kubectl apply records in its annotation, with the annotation kept on it. */
+function fromLastApplied(patch: Record<string, unknown>): Record<string, unknown> | undefined {
+  const meta = patch.metadata;
+  const annotations = isRecord(meta) ? meta.annotations : undefined;
+  const text = isRecord(annotations) ? annotations[LAST_APPLIED] : undefined;
+  if (typeof text !== 'string') return undefined;
+  let manifest: unknown;
+  try {
+    manifest = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (!isRecord(manifest)) return undefined;
+  const m = isRecord(manifest.metadata) ? manifest.metadata : {};
+  const a = isRecord(m.annotations) ? m.annotations : {};
+  return { ...manifest, metadata: { ...m, annotations: { ...a, [LAST_APPLIED]: text } } };
+}
+
+function hasListsOrDirectives(v: unknown): boolean {
+  if (Array.isArray(v)) return true;
+  if (!isRecord(v)) return false;
+  return Object.entries(v).some(([k, x]) => k.startsWith('$') || hasListsOrDirectives(x));
 }

@@ -11,7 +11,7 @@ import { authenticate } from './auth.js';
 import type { ApiAuth } from './auth.js';
 import type { HandlerContext, Validate } from './context.js';
 import { handleCrossmesh } from './crossmesh.js';
-import { knownKinds } from './kinds.js';
+import { groupVersions, knownKinds } from './kinds.js';
 import { parsePath } from './paths.js';
 import { handleResource, toHttpError } from './resources.js';
 import { HttpError, sendJson, sendStatus } from './status.js';
@@ -67,6 +67,8 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
   };
   const tls = options.tls;
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
+    const started = ctx.clock.now();
+    res.on('finish', () => logger.debug('api: request', { method: req.method, url: req.url, status: res.statusCode, ms: ctx.clock.now() - started }));
     handle(ctx, options.auth, req, res).catch((err: unknown) => {
       const e = toHttpError(err);
       if (e.code >= 500) logger.error('api: request failed', { method: req.method, url: req.url, error: e.message });
@@ -147,27 +149,32 @@ async function handle(ctx: HandlerContext, auth: ApiAuth, req: IncomingMessage, 
 }
 
 function apiGroups(): unknown {
-  const groups = new Map<string, string>();
-  for (const k of knownKinds()) if (k.group) groups.set(k.group, k.version);
+  const groups = [...new Set(knownKinds().map((k) => k.group).filter((g) => g !== ''))];
   return {
     kind: 'APIGroupList',
     apiVersion: 'v1',
-    groups: [...groups].map(([name, version]) => ({
-      name,
-      versions: [{ groupVersion: `${name}/${version}`, version }],
-      preferredVersion: { groupVersion: `${name}/${version}`, version },
-    })),
+    groups: groups.map((name) => {
+      const versions = groupVersions(name).map((version) => ({ groupVersion: `${name}/${version}`, version }));
+      return { name, versions, preferredVersion: versions[0] };
+    }),
   };
 }
 
 function apiResources(group: string, version: string): unknown {
-  const verbs = ['create', 'delete', 'get', 'list', 'update', 'watch'];
+  const verbs = ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch'];
   return {
     kind: 'APIResourceList',
     apiVersion: 'v1',
     groupVersion: group ? `${group}/${version}` : version,
     resources: knownKinds()
       .filter((k) => k.group === group)
-      .map((k) => ({ name: k.plural, singularName: k.kind.toLowerCase(), namespaced: k.namespaced, kind: k.kind, verbs })),
+      .map((k) => ({
+        name: k.plural,
+        singularName: k.kind.toLowerCase(),
+        namespaced: k.namespaced,
+        kind: k.kind,
+        verbs,
+        ...(k.shortNames ? { shortNames: k.shortNames } : {}),
+      })),
   };
 }

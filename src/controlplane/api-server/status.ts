@@ -102,8 +102,9 @@ export function parseBody(body: Buffer, contentType: string | undefined): unknow
   const yamlType = /yaml/i.test(contentType ?? '');
   if (!yamlType) {
     try {
-      return [JSON.parse(text)];
+      return [checkDepth(JSON.parse(text))];
     } catch (err) {
+      if (err instanceof HttpError) throw err;
       if (/json/i.test(contentType ?? '')) {
         throw new HttpError(400, 'BadRequest', `request body is not valid JSON: ${(err as Error).message}`);
       }
@@ -119,8 +120,22 @@ export function parseBody(body: Buffer, contentType: string | undefined): unknow
       throw new HttpError(400, 'BadRequest', `request body is not valid YAML (document ${i + 1})${where}: ${e.message.split('\n')[0]}`);
     }
     const v: unknown = d.toJSON();
-    if (v !== null && v !== undefined) out.push(v);
+    if (v !== null && v !== undefined) out.push(checkDepth(v));
   }
   if (out.length === 0) throw new HttpError(400, 'BadRequest', 'request body holds no document');
   return out;
+}
+
+/** Real resources nest a few dozen levels; refusing deeper input keeps recursive code downstream safe. */
+const MAX_DEPTH = 100;
+
+function checkDepth(v: unknown): unknown {
+  const stack: Array<[unknown, number]> = [[v, 1]];
+  while (stack.length > 0) {
+    const [x, d] = stack.pop()!;
+    if (typeof x !== 'object' || x === null) continue;
+    if (d > MAX_DEPTH) throw new HttpError(400, 'BadRequest', `request body nests deeper than ${MAX_DEPTH} levels`);
+    for (const c of Object.values(x)) stack.push([c, d + 1]);
+  }
+  return v;
 }

@@ -23,6 +23,8 @@ export interface FileStoreOptions {
   logger?: Logger;
   /** Compact the log into a snapshot once it grows past this many bytes (default 8 MiB). */
   compactBytes?: number;
+  /** Also compact a non-empty log this often (default 10 min; 0 disables), so restarts replay little. */
+  compactEveryMs?: number;
   historyLimit?: number;
 }
 
@@ -75,7 +77,9 @@ export async function createFileStore(options: FileStoreOptions): Promise<FileSt
     await loadSnapshot(dir, state);
     const logSize = await replayLog(dir, state, logger);
     const fh = await open(join(dir, LOG), 'a');
-    return new FileStoreImpl(dir, state, fh, logSize, lock, logger, compactBytes);
+    const store = new FileStoreImpl(dir, state, fh, logSize, lock, logger, compactBytes);
+    store.startTimer(options.clock ?? systemClock, options.compactEveryMs ?? 10 * 60 * 1000);
+    return store;
   } catch (err) {
     await lock.release();
     throw err;
@@ -179,6 +183,7 @@ class FileStoreImpl implements FileStore {
   private broken: Error | undefined;
   private pending: Job[] = [];
   private batchScheduled = false;
+  private timer: { cancel(): void } | undefined;
 
   constructor(
     private readonly dir: string,
@@ -235,9 +240,22 @@ class FileStoreImpl implements FileStore {
     return this.serial(() => this.compactNow());
   }
 
+  /** Periodic compaction; the timer is the clock's, so tests drive it. */
+  startTimer(clock: Clock, everyMs: number): void {
+    if (everyMs <= 0) return;
+    this.timer = clock.setTimeout(() => {
+      if (this.closed) return;
+      if (this.size > MAGIC.length) {
+        this.compact().catch((err: unknown) => this.logger.error('store: periodic compaction failed', { error: String(err) }));
+      }
+      this.startTimer(clock, everyMs);
+    }, everyMs);
+  }
+
   close(): Promise<void> {
     if (this.closed) return this.queue.then(() => undefined);
     this.closed = true;
+    this.timer?.cancel();
     const done = this.queue.then(async () => {
       await this.fh.close();
       await this.lock.release();

@@ -10,8 +10,8 @@ import { KubeClientError } from './errors.js';
 export type InformerEvent = { type: 'reset'; items: Resource[] } | { type: 'ADDED' | 'MODIFIED' | 'DELETED'; object: Resource };
 
 /**
- * `syncing`: listing for the first time (or again after 410). `synced`: the cache is complete and a watch is live or
- * being resumed. `error`: the last attempt failed; `code` is a KubeClientError code and `reason` says what to fix.
+ * `syncing`: listing for the first time. `synced`: the cache is complete (set before the `reset` event is delivered)
+ * and a watch is live, being resumed, or being re-listed after 410. `error`: the last attempt failed; `code` is a KubeClientError code and `reason` says what to fix.
  * The cache is kept in every state: what to do with stale data is the consumer's decision.
  */
 export type SyncState =
@@ -92,15 +92,16 @@ export function createInformer(opts: InformerOptions): Informer {
       const startedAt = clock.now();
       try {
         if (rv === undefined) {
-          if (state.status !== 'error') setState({ status: 'syncing' });
+          // Once synced, a relist (after 410) keeps reporting synced: the cache stays complete, only a bit old.
           const list = await opts.client.list(opts.type, { namespace: opts.namespace, labelSelector: opts.labelSelector });
           if (!running) return;
           cache.clear();
           for (const o of list.items) cache.set(keyOf(o), o);
           rv = list.resourceVersion;
-          emit({ type: 'reset', items: list.items });
+          // State first, so a consumer that checks state() while handling the reset sees the cache as complete.
           setState({ status: 'synced', resourceVersion: rv });
           failures = 0;
+          emit({ type: 'reset', items: list.items });
         }
         abort = new AbortController();
         let delivered = false;
