@@ -60,6 +60,9 @@ test('multi-primary, one network: remote secrets both ways make each sidecar see
       const want = ['10.1.0.5:5000', '10.2.0.5:5000'];
       assert.deepEqual(await eventually(() => (s1.endpoints().length === 2 ? s1.endpoints() : undefined)), want);
       assert.deepEqual(await eventually(() => (s2.endpoints().length === 2 ? s2.endpoints() : undefined)), want);
+      const metrics = await (await fetch(`${c1.cp.addresses().admin}/metrics`)).text();
+      assert.match(metrics, /crossmesh_remote_cluster_synced\{cluster="cluster-2",status="synced"\} 1/);
+      assert.match(metrics, /^pilot_xds [1-9]/m);
       // A new workload in cluster-2 reaches cluster-1's sidecar.
       await c2.cp.store.apply([workloadEntry('sample', 'hw-v2-b', '10.2.0.6', { app: 'helloworld', version: 'v2' })]);
       assert.ok(await eventually(() => s1.endpoints().includes('10.2.0.6:5000')), 'new remote endpoint pushed');
@@ -119,6 +122,8 @@ test('an unreachable remote keeps its endpoints for the stale period, then they 
           return status[0]?.status === 'stale' ? status[0] : undefined;
         }, 8000);
         assert.ok(stale, 'remote reported stale');
+        const metrics = await (await fetch(`${c1.cp.addresses().admin}/metrics`)).text();
+        assert.match(metrics, /crossmesh_remote_cluster_synced\{cluster="cluster-2",status="stale"\} 0/);
         assert.equal(s1.endpoints().length, 2, 'endpoints kept while stale');
         assert.deepEqual(await eventually(() => (s1.endpoints().length === 1 ? s1.endpoints() : undefined), 8000), ['10.1.0.5:5000']);
       } finally {
@@ -167,4 +172,39 @@ test('a connecting proxy registers its workload; it is removed after the grace p
     },
     { registrationGraceMs: 300 },
   );
+});
+
+test('three control planes, two networks: every sidecar sees every cluster, remote networks through their gateway', async () => {
+  const mesh = await startClusters([
+    { name: 'cluster-1', network: 'vpc-1' },
+    { name: 'cluster-2', network: 'vpc-1' },
+    { name: 'cluster-3', network: 'vpc-2' },
+  ]);
+  const cs = mesh.clusters;
+  const sidecars: Array<ReturnType<typeof sidecarOf>> = [];
+  try {
+    for (const [i, c] of cs.entries()) {
+      await c.cp.store.apply([
+        { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'sample' } },
+        service('sample', 'helloworld', 5000),
+        workloadEntry('sample', `hw-${i + 1}`, `10.${i + 1}.0.5`, { app: 'helloworld' }),
+      ]);
+    }
+    await cs[2]!.cp.store.apply([eastWestGatewayService('vpc-2', '198.51.100.30')]);
+    await cs[0]!.cp.store.apply([eastWestGatewayService('vpc-1', '198.51.100.10')]);
+    for (const from of cs) for (const to of cs) if (from !== to) await exchangeRemoteSecret(from, to, mesh.root);
+    for (const [i, c] of cs.entries()) sidecars.push(sidecarOf(c, `10.${i + 1}.0.9`));
+    const want = [
+      ['10.1.0.5:5000', '10.2.0.5:5000', '198.51.100.30:15443'],
+      ['10.1.0.5:5000', '10.2.0.5:5000', '198.51.100.30:15443'],
+      // vpc-1's two clusters stand behind one gateway: weight 2, one address.
+      ['10.3.0.5:5000', '198.51.100.10:15443'],
+    ];
+    for (const [i, s] of sidecars.entries()) {
+      assert.deepEqual(await eventually(() => (JSON.stringify(s.endpoints()) === JSON.stringify(want[i]) ? s.endpoints() : undefined), 8000), want[i], `cluster-${i + 1}`);
+    }
+  } finally {
+    for (const s of sidecars) s.client.close();
+    await mesh.stop();
+  }
 });

@@ -16,6 +16,7 @@ import { CrossmeshError, errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { silentLogger } from '../shared/log.js';
 import { createAdminServer } from './admin.js';
+import { registerControlPlaneMetrics } from './metrics.js';
 import type { AdminServer } from './admin.js';
 import type { ApiServer, TokenEntry } from './api-server/index.js';
 import { createApiServer } from './api-server/index.js';
@@ -156,7 +157,10 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
           }
           registration.disconnected(proxy);
         },
-        onNack: (p, typeUrl, nack) => logger.warn('proxy rejected config', { proxy: p.node.id, typeUrl, version: nack.version, error: nack.message }),
+        onNack: (p, typeUrl, nack) => {
+          cpMetrics.nack();
+          logger.warn('proxy rejected config', { proxy: p.node.id, typeUrl, version: nack.version, error: nack.message });
+        },
       },
     });
     closers.push(() => ads.close());
@@ -170,6 +174,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       onChange: () => debouncer.trigger('remote'),
     });
 
+    const cpMetrics = registerControlPlaneMetrics(metrics, { ads, pusher, remotes: () => remotes.status() });
     let pushes = 0;
     const rebuild = () => {
       inputs = buildMeshInputs({
