@@ -3,7 +3,7 @@
  *
  * Two control planes (separate processes, so their CPU and memory are theirs alone) with remote secrets
  * both ways; SERVICES services × ENDPOINTS endpoints in each cluster; PROXIES sidecar ADS clients split
- * across the clusters. Each round adds one workload in cluster A and times until every proxy in A and B
+ * across the clusters (BENCH_APPS distinct workloads, the rest replicas of them). Each round adds one workload in cluster A and times until every proxy in A and B
  * has received (and ACKed) the endpoint update. Prints a table and one RESULT line.
  */
 import { spawn } from 'node:child_process';
@@ -26,6 +26,8 @@ const SERVICES = Number(process.env.BENCH_SERVICES ?? 100);
 const ENDPOINTS = Number(process.env.BENCH_ENDPOINTS ?? 10);
 const PROXIES = Number(process.env.BENCH_PROXIES ?? 200);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 20);
+/** Distinct client workloads; the proxies are their replicas (replicas share generated config). */
+const APPS = Number(process.env.BENCH_APPS ?? 20);
 const bin = new URL('../../bin/crossmesh.js', import.meta.url).pathname;
 const WATCHED = 'outbound|80||svc-0.bench.svc.cluster.local';
 
@@ -121,7 +123,7 @@ async function main(): Promise<void> {
       seen.set(i, addresses);
       const c = createAdsClient({
         address: `127.0.0.1:${cp.ports.xds}`,
-        node: { id: `sidecar~10.200.${i >> 8}.${i & 255}~client-${i}.bench~bench.svc.cluster.local`, metadata: { CLUSTER_ID: cp.name, NETWORK: 'net', NAMESPACE: 'bench', LABELS: { app: 'client' } } },
+        node: { id: `sidecar~10.200.${i >> 8}.${i & 255}~client-${i}.bench~bench.svc.cluster.local`, metadata: { CLUSTER_ID: cp.name, NETWORK: 'net', NAMESPACE: 'bench', LABELS: { app: `client-${i % APPS}` } } },
       });
       c.subscribe(TYPE_URLS.cluster, () => undefined);
       c.subscribe(
@@ -157,7 +159,7 @@ async function main(): Promise<void> {
     const p99 = percentile(latencies, 99);
     const rows: Array<[string, string]> = [
       ['services × endpoints × clusters', `${SERVICES} × ${ENDPOINTS} × 2`],
-      ['connected proxies', String(PROXIES)],
+      ['connected proxies (workloads × replicas)', `${PROXIES} (${APPS} × ${PROXIES / APPS})`],
       ['initial sync of all proxies (ms)', connectMs.toFixed(0)],
       ['change → all proxies ACKed, p50 (ms)', p50.toFixed(1)],
       ['change → all proxies ACKed, p99 (ms)', p99.toFixed(1)],
@@ -171,7 +173,7 @@ async function main(): Promise<void> {
     console.log(
       'RESULT ' +
         JSON.stringify({
-          services: SERVICES, endpoints_per_service: ENDPOINTS, clusters: 2, proxies: PROXIES,
+          services: SERVICES, endpoints_per_service: ENDPOINTS, clusters: 2, proxies: PROXIES, client_workloads: APPS,
           propagation_p50_ms: +p50.toFixed(1), propagation_p99_ms: +p99.toFixed(1), initial_sync_ms: connectMs,
           full_push_ms: fullPush.map((v) => +v.toFixed(1)), cp_rss_mb: cpuAfter.map((s) => +s.rssMb.toFixed(0)),
           cp_cpu_ms_per_change: cps.map((_, i) => +(((cpuAfter[i]!.cpuSec - cpuBefore[i]!.cpuSec) * 1000) / ROUNDS).toFixed(1)),
