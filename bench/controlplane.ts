@@ -13,12 +13,12 @@ import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { generateIntermediateCa, generateRootCa, writeCacerts } from '../src/ca/index.js';
-import { LABEL_API_TOKEN } from '../src/controlplane/index.js';
-import { remoteSecret } from '../src/cli/commands/remote-secret.js';
+import { LABEL_API_TOKEN, remoteSecret } from '../src/controlplane/index.js';
+
 import type { Resource } from '../src/api/types.js';
 import { buildKubeconfig, createKubeClient } from '../src/registry/kube-client/index.js';
 import type { KubeClient } from '../src/registry/kube-client/index.js';
-import type { AdsClient } from '../src/xds/index.js';
+import type { AdsClient, ClusterLoadAssignment } from '../src/xds/index.js';
 import { TYPE_URLS, createAdsClient } from '../src/xds/index.js';
 import { tempDir } from '../test/helpers/mesh.js';
 
@@ -130,7 +130,8 @@ async function main(): Promise<void> {
         TYPE_URLS.endpoint,
         (u) => {
           addresses.clear();
-          for (const l of ((u.resources.get(WATCHED) as any)?.endpoints ?? []) as any[]) for (const e of l.lb_endpoints ?? []) addresses.add(e.endpoint.address.socket_address.address);
+          const cla = u.resources.get(WATCHED) as ClusterLoadAssignment | undefined;
+          for (const l of cla?.endpoints ?? []) for (const e of l.lb_endpoints ?? []) addresses.add(e.endpoint?.address?.socket_address?.address ?? '');
         },
         [WATCHED],
       );

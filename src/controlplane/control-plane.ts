@@ -176,7 +176,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
 
     const cpMetrics = registerControlPlaneMetrics(metrics, { ads, pusher, remotes: () => remotes.status() });
     let pushes = 0;
-    const rebuild = () => {
+    const rebuild = async () => {
       inputs = buildMeshInputs({
         identity: { clusterId: options.cluster, network: options.network, ...(options.locality ? { locality: options.locality } : {}) },
         local: store.list().items,
@@ -184,18 +184,18 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         ...(meshFile ? { meshFile } : {}),
         logger,
       });
-      pusher.pushAll(inputs);
+      await pusher.pushAll(inputs);
       pushes++;
     };
-    const debouncer = createDebouncer({ quietMs: options.debounce?.quietMs ?? 100, maxDelayMs: options.debounce?.maxDelayMs ?? 1000, clock, logger }, () => {
+    const debouncer = createDebouncer({ quietMs: options.debounce?.quietMs ?? 100, maxDelayMs: options.debounce?.maxDelayMs ?? 1000, clock, logger }, async () => {
       try {
-        rebuild();
+        await rebuild();
       } catch (err) {
         logger.error('rebuilding the mesh failed; proxies keep their last config', { error: errorMessage(err) });
       }
     });
     closers.push(() => debouncer.close());
-    rebuild();
+    await rebuild();
     const storeWatch = store.watch(store.revision(), () => debouncer.trigger('store'));
     closers.push(() => storeWatch.cancel());
     remotes.start();

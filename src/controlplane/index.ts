@@ -5,3 +5,4 @@ export { ANNOTATION_CLUSTER, LABEL_MULTICLUSTER, SYSTEM_NAMESPACE } from './remo
 export type { RemoteClusterStatus } from './remote-clusters.js';
 export { infoForKind, kindForPlural, knownKinds } from './api-server/index.js';
 export type { KindInfo } from './api-server/index.js';
+export { remoteSecret, createRemoteSecret } from './remote-secret.js';

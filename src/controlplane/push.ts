@@ -25,8 +25,11 @@ export interface PushStats {
 export interface Pusher {
   /** The ADS server's nodeGroup: remembers the proxy and generates its first snapshot if it has none. */
   groupFor(node: XdsNode): string;
-  /** Regenerates every known group from new inputs. */
-  pushAll(inputs: MeshInputs): void;
+  /**
+   * Regenerates every known group from new inputs, yielding to the event loop between groups so a large
+   * push never starves xDS streams, the resource API or remote watches.
+   */
+  pushAll(inputs: MeshInputs): Promise<void>;
   /** Drops groups no connected proxy uses any more. */
   forget(group: string): void;
   proxies(): ReadonlyMap<string, ProxyInfo>;
@@ -69,9 +72,13 @@ export function createPusher(options: { cache: SnapshotCache; logger: Logger; cu
       }
       return group;
     },
-    pushAll(inputs) {
+    async pushAll(inputs) {
       const t0 = now();
-      for (const [group, proxy] of groups) generate(group, proxy, inputs);
+      for (const [group, proxy] of [...groups]) {
+        if (groups.get(group) !== proxy) continue;
+        generate(group, proxy, inputs);
+        await new Promise((r) => setImmediate(r));
+      }
       stats.fullPushes++;
       stats.lastFullPushMs = now() - t0;
       stats.groups = groups.size;

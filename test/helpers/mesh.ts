@@ -5,8 +5,8 @@ import type { Resource } from '../../src/api/types.js';
 import { generateIntermediateCa, generateRootCa, writeCacerts } from '../../src/ca/index.js';
 import type { RootCaPem } from '../../src/ca/index.js';
 import type { ControlPlane, ControlPlaneOptions } from '../../src/controlplane/index.js';
-import { LABEL_API_TOKEN, startControlPlane } from '../../src/controlplane/index.js';
-import { remoteSecret } from '../../src/cli/commands/remote-secret.js';
+import { LABEL_API_TOKEN, remoteSecret, startControlPlane } from '../../src/controlplane/index.js';
+
 import { buildKubeconfig } from '../../src/registry/kube-client/index.js';
 
 /** A temporary directory removed by `cleanup`. */
