@@ -24,6 +24,8 @@ export interface ProcessRecord {
   logFile: string;
   netns?: string;
   startedAt: string;
+  /** Enough to start the process again from another process (`crossmesh lab start`). */
+  spec: ProcessSpec;
 }
 
 export interface ManagedProcess {
@@ -43,6 +45,8 @@ export interface Supervisor {
   stop(name: string, graceMs?: number): Promise<void>;
   stopAll(graceMs?: number): Promise<void>;
   list(): ProcessRecord[];
+  /** Lets this process exit while the children keep running (`crossmesh up -d`). */
+  detach(): void;
 }
 
 const STATE_FILE = 'processes.json';
@@ -52,7 +56,13 @@ export function createSupervisor(options: { stateDir: string; logger?: Logger })
   mkdirSync(options.stateDir, { recursive: true });
   const running = new Map<string, { child: ChildProcess; record: ProcessRecord; exited: Promise<number | string> }>();
 
-  const save = () => writeState(options.stateDir, [...running.values()].map((r) => r.record));
+  const ours = new Set<number>();
+  // Other processes (`crossmesh lab start`) may add records to the same file: keep theirs while alive.
+  const save = () =>
+    writeState(options.stateDir, [
+      ...readProcessState(options.stateDir).filter((r) => !ours.has(r.pid) && isProcessAlive(r.pid)),
+      ...[...running.values()].map((r) => r.record),
+    ]);
 
   return {
     start(spec) {
@@ -71,6 +81,7 @@ export function createSupervisor(options: { stateDir: string; logger?: Logger })
         logFile: spec.logFile,
         ...(spec.netns ? { netns: spec.netns } : {}),
         startedAt: new Date().toISOString(),
+        spec,
       };
       const exited = new Promise<number | string>((resolve) => {
         child.on('exit', (code, signal) => {
@@ -86,6 +97,7 @@ export function createSupervisor(options: { stateDir: string; logger?: Logger })
           resolve('spawn-error');
         });
       });
+      ours.add(record.pid);
       running.set(spec.name, { child, record, exited });
       save();
       return { record, exited };
@@ -99,6 +111,9 @@ export function createSupervisor(options: { stateDir: string; logger?: Logger })
       await Promise.all([...running.keys()].map((name) => this.stop(name, graceMs)));
     },
     list: () => [...running.values()].map((r) => r.record),
+    detach() {
+      for (const r of running.values()) r.child.unref();
+    },
   };
 }
 
@@ -147,17 +162,35 @@ export function readProcessState(stateDir: string): ProcessRecord[] {
 }
 
 /**
- * Stops every process recorded in `stateDir` from outside the supervisor that started them (`crossmesh
- * down`): SIGTERM to each group, then SIGKILL to whatever is left after `graceMs`.
+ * Stops processes recorded in `stateDir` from outside the supervisor that started them (`crossmesh down`,
+ * `crossmesh lab kill`): SIGTERM to each group, then SIGKILL to whatever is left after `graceMs`. With
+ * `match`, only the records it accepts are stopped and the others stay recorded.
  */
-export async function stopRecordedProcesses(stateDir: string, graceMs = 3000): Promise<number> {
-  const records = readProcessState(stateDir);
+export async function stopRecordedProcesses(stateDir: string, graceMs = 3000, match: (r: ProcessRecord) => boolean = () => true): Promise<number> {
+  const all = readProcessState(stateDir);
+  const records = all.filter(match);
   const alive = records.filter((r) => signalGroup(r.pid, 'SIGTERM'));
   const deadline = Date.now() + graceMs;
   while (Date.now() < deadline && alive.some((r) => isProcessAlive(r.pid))) await delay(50);
   for (const r of alive) if (isProcessAlive(r.pid)) signalGroup(r.pid, 'SIGKILL');
-  writeState(stateDir, []);
+  writeState(stateDir, all.filter((r) => !records.includes(r)));
   return alive.length;
+}
+
+/** Starts recorded processes again, detached, and records their new pids (`crossmesh lab start`). */
+export function restartRecordedProcesses(stateDir: string, specs: readonly ProcessSpec[]): ProcessRecord[] {
+  const records = readProcessState(stateDir).filter((r) => !specs.some((s) => s.name === r.name));
+  const started: ProcessRecord[] = [];
+  for (const spec of specs) {
+    const fd = openSync(spec.logFile, 'a');
+    const [file, args] = spec.netns ? ['ip', ['netns', 'exec', spec.netns, spec.command, ...spec.args]] : [spec.command, [...spec.args]];
+    const child = spawn(file, args as string[], { detached: true, stdio: ['ignore', fd, fd], env: { ...process.env, ...spec.env } });
+    closeSync(fd);
+    child.unref();
+    started.push({ name: spec.name, pid: child.pid ?? -1, logFile: spec.logFile, ...(spec.netns ? { netns: spec.netns } : {}), startedAt: new Date().toISOString(), spec });
+  }
+  writeState(stateDir, [...records, ...started]);
+  return started;
 }
 
 /** Alive and not a zombie: an orphan's zombie lingers where PID 1 does not reap (containers). */

@@ -7,6 +7,7 @@ import { registerToken } from './token.js';
 import { registerControlPlane } from './control-plane.js';
 import { registerResources } from './resources.js';
 import { registerRemoteSecret } from './remote-secret.js';
+import { registerLab } from './lab.js';
 
 /** Every subcommand registers itself here; the order is the order `--help` lists them in. */
 export const commands: ReadonlyArray<(program: Command, ctx: CliContext) => void> = [
@@ -17,4 +18,5 @@ export const commands: ReadonlyArray<(program: Command, ctx: CliContext) => void
   registerControlPlane,
   registerResources,
   registerRemoteSecret,
+  registerLab,
 ];
