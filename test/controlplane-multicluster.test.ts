@@ -63,9 +63,14 @@ test('multi-primary, one network: remote secrets both ways make each sidecar see
       const metrics = await (await fetch(`${c1.cp.addresses().admin}/metrics`)).text();
       assert.match(metrics, /crossmesh_remote_cluster_synced\{cluster="cluster-2",status="synced"\} 1/);
       assert.match(metrics, /^pilot_xds [1-9]/m);
-      // A new workload in cluster-2 reaches cluster-1's sidecar.
+      // A new workload in cluster-2 reaches cluster-1's sidecar through the EDS fast path: clusters untouched.
+      const push = async () => (await (await fetch(`${c1.cp.addresses().admin}/debug/push`)).json()) as { endpointPushes: number };
+      const cdsVersion = () => c1.cp.ads.connectedProxies()[0]!.types.find((t) => t.typeUrl === TYPE_URLS.cluster)?.ackedVersion;
+      const before = { push: (await push()).endpointPushes, cds: cdsVersion() };
       await c2.cp.store.apply([workloadEntry('sample', 'hw-v2-b', '10.2.0.6', { app: 'helloworld', version: 'v2' })]);
       assert.ok(await eventually(() => s1.endpoints().includes('10.2.0.6:5000')), 'new remote endpoint pushed');
+      assert.ok((await push()).endpointPushes > before.push, 'served by the endpoint fast path');
+      assert.equal(cdsVersion(), before.cds, 'clusters were not re-sent');
     } finally {
       s1.client.close();
       s2.client.close();

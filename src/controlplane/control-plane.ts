@@ -32,7 +32,7 @@ import type { AdsServer } from './server/index.js';
 import { createAdsServer, createDebouncer } from './server/index.js';
 import type { Store } from './store/index.js';
 import { createFileStore } from './store/index.js';
-import { proxyGroupKey, proxyInfoFromNode } from './translate/index.js';
+import { identitySignature, proxyGroupKey, proxyInfoFromNode } from './translate/index.js';
 
 export const DEFAULT_PORTS = { xds: 15010, xdsTls: 15012, admin: 15014, api: 6443 } as const;
 /** Secrets in istio-system with this label hold API tokens (`data.token`, `data.role`: read | write). */
@@ -171,12 +171,16 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       staleAfterMs: options.remoteStaleMs ?? 300_000,
       clock,
       logger,
-      onChange: () => debouncer.trigger('remote'),
+      onChange: (what) => debouncer.trigger(what === 'endpoints' ? 'remote:endpoints' : 'remote'),
     });
 
     const cpMetrics = registerControlPlaneMetrics(metrics, { ads, pusher, remotes: () => remotes.status() });
     let pushes = 0;
-    const rebuild = async () => {
+    let identities = '';
+    /** Batches that only added, changed or removed workloads take the EDS fast path. */
+    const endpointsOnly = (reasons: readonly string[]) => reasons.length > 0 && reasons.every((r) => r === 'store:WorkloadEntry' || r === 'remote:endpoints');
+    const rebuild = async (reasons: readonly string[] = []) => {
+      const previousIdentities = identities;
       inputs = buildMeshInputs({
         identity: { clusterId: options.cluster, network: options.network, ...(options.locality ? { locality: options.locality } : {}) },
         local: store.list().items,
@@ -184,19 +188,21 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         ...(meshFile ? { meshFile } : {}),
         logger,
       });
-      await pusher.pushAll(inputs);
+      identities = identitySignature(inputs.view, inputs.mesh.trustDomain);
+      if (endpointsOnly(reasons) && identities === previousIdentities) await pusher.pushEndpoints(inputs);
+      else await pusher.pushAll(inputs);
       pushes++;
     };
-    const debouncer = createDebouncer({ quietMs: options.debounce?.quietMs ?? 100, maxDelayMs: options.debounce?.maxDelayMs ?? 1000, clock, logger }, async () => {
+    const debouncer = createDebouncer<string>({ quietMs: options.debounce?.quietMs ?? 100, maxDelayMs: options.debounce?.maxDelayMs ?? 1000, clock, logger }, async (batch) => {
       try {
-        await rebuild();
+        await rebuild(batch.reasons);
       } catch (err) {
         logger.error('rebuilding the mesh failed; proxies keep their last config', { error: errorMessage(err) });
       }
     });
     closers.push(() => debouncer.close());
     await rebuild();
-    const storeWatch = store.watch(store.revision(), () => debouncer.trigger('store'));
+    const storeWatch = store.watch(store.revision(), (e) => debouncer.trigger(`store:${e.object.kind}`));
     closers.push(() => storeWatch.cancel());
     remotes.start();
     closers.push(() => remotes.stop());

@@ -6,11 +6,13 @@ import type { SnapshotCache } from './cache/index.js';
 import { createSnapshot } from './cache/index.js';
 import type { MeshInputs } from './mesh-inputs.js';
 import type { ProxyInfo } from './translate/index.js';
-import { generateForProxy, proxyGroupKey, proxyInfoFromNode } from './translate/index.js';
+import { generateEndpointsForProxy, generateForProxy, proxyGroupKey, proxyInfoFromNode } from './translate/index.js';
 
 export interface PushStats {
   /** Full regenerations of all groups. */
   fullPushes: number;
+  /** Batches served by regenerating endpoints only. */
+  endpointPushes: number;
   /** Groups whose generation failed (their last good snapshot stays). */
   generationErrors: number;
   lastFullPushMs: number;
@@ -30,6 +32,11 @@ export interface Pusher {
    * push never starves xDS streams, the resource API or remote watches.
    */
   pushAll(inputs: MeshInputs): Promise<void>;
+  /**
+   * The EDS fast path, for batches that changed only workloads: every group gets new endpoint
+   * assignments and nothing else (gateways, whose listeners may change, get a full generation).
+   */
+  pushEndpoints(inputs: MeshInputs): Promise<void>;
   /** Drops groups no connected proxy uses any more. */
   forget(group: string): void;
   proxies(): ReadonlyMap<string, ProxyInfo>;
@@ -39,7 +46,7 @@ export interface Pusher {
 export function createPusher(options: { cache: SnapshotCache; logger: Logger; current: () => MeshInputs | undefined; now?: () => number }): Pusher {
   const groups = new Map<string, ProxyInfo>();
   const now = options.now ?? (() => performance.now());
-  const stats: PushStats = { fullPushes: 0, generationErrors: 0, lastFullPushMs: 0, groups: 0 };
+  const stats: PushStats = { fullPushes: 0, endpointPushes: 0, generationErrors: 0, lastFullPushMs: 0, groups: 0 };
 
   const generate = (group: string, proxy: ProxyInfo, inputs: MeshInputs) => {
     try {
@@ -82,6 +89,21 @@ export function createPusher(options: { cache: SnapshotCache; logger: Logger; cu
       stats.fullPushes++;
       stats.lastFullPushMs = now() - t0;
       stats.groups = groups.size;
+    },
+    async pushEndpoints(inputs) {
+      for (const [group, proxy] of [...groups]) {
+        if (groups.get(group) !== proxy) continue;
+        try {
+          const endpoints = generateEndpointsForProxy({ ...inputs, proxy });
+          if (!endpoints || !options.cache.getSnapshot(group)) generate(group, proxy, inputs);
+          else options.cache.setEndpoints(group, [...endpoints.values()].map((v) => encodeResource(TYPE_URLS.endpoint, v)));
+        } catch (err) {
+          stats.generationErrors++;
+          options.logger.error('endpoint generation failed; the proxy keeps its last good config', { group, proxy: proxy.id, error: errorMessage(err) });
+        }
+        await new Promise((r) => setImmediate(r));
+      }
+      stats.endpointPushes++;
     },
     forget(group) {
       groups.delete(group);

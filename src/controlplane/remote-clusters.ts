@@ -56,7 +56,8 @@ export interface RemoteClustersOptions {
   store: Store;
   /** How long a remote that stopped answering keeps its endpoints before they are withdrawn. */
   staleAfterMs: number;
-  onChange: () => void;
+  /** `endpoints` when only the remote's workloads changed (its services and gateways did not). */
+  onChange: (what: 'endpoints' | 'topology') => void;
   clock?: Clock;
   logger?: Logger;
 }
@@ -90,7 +91,7 @@ export function createRemoteClusters(options: RemoteClustersOptions): RemoteClus
     r.reason = reason;
     r.since = clock.now();
     logger.info('remote cluster state', { cluster: r.cluster, state, ...(reason ? { reason } : {}) });
-    options.onChange();
+    options.onChange('topology');
   };
 
   const rebuild = (r: Remote) => {
@@ -104,6 +105,7 @@ export function createRemoteClusters(options: RemoteClustersOptions): RemoteClus
       return;
     }
     const resources: Resource[] = [...namespaces, ...w.items(WATCHED[1]!), ...w.items(WATCHED[2]!)];
+    const before = r.registry;
     r.registry = buildClusterRegistry(
       {
         clusterId: r.cluster,
@@ -112,7 +114,8 @@ export function createRemoteClusters(options: RemoteClustersOptions): RemoteClus
       },
       resources,
     );
-    options.onChange();
+    const shape = (g: ClusterRegistry) => JSON.stringify([g.network, g.services, g.gateways]);
+    options.onChange(before && shape(before) === shape(r.registry) ? 'endpoints' : 'topology');
   };
 
   const onSyncState = (r: Remote, s: SyncState) => {
@@ -186,7 +189,7 @@ export function createRemoteClusters(options: RemoteClustersOptions): RemoteClus
         logger.info('remote secret deleted: withdrawing cluster', { cluster });
         stopRemote(r);
         remotes.delete(cluster);
-        options.onChange();
+        options.onChange('topology');
       }
     }
     for (const [cluster, w] of wanted) {
@@ -205,7 +208,7 @@ export function createRemoteClusters(options: RemoteClustersOptions): RemoteClus
       }
       remotes.set(cluster, r);
       startRemote(r);
-      options.onChange();
+      options.onChange('topology');
     }
   };
 

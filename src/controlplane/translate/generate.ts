@@ -49,6 +49,38 @@ export function generateForProxy(input: GenerateInput): ProxyResources {
   return generateSidecar(input, index);
 }
 
+/**
+ * The EDS fast path: only the ClusterLoadAssignments of a sidecar or proxyless client, for when nothing but
+ * workloads changed. Gateways are not served here: a new workload can add a filter chain to their listener.
+ */
+export function generateEndpointsForProxy(input: GenerateInput): Map<string, Obj> | undefined {
+  if (input.proxy.role === 'router') return undefined;
+  const index = createConfigIndex(input.config, input.mesh.domainSuffix);
+  const out: ProxyResources = { clusters: new Map(), endpoints: new Map(), listeners: new Map(), routes: new Map() };
+  for (const svc of input.view.services.values()) {
+    for (const port of svc.ports) {
+      for (const subset of subsetsOf(index, svc, input.proxy.namespace)) addServiceClustersAndEndpoints(out, input, index, svc, port, subset, 'cluster', true);
+    }
+  }
+  return out.endpoints;
+}
+
+/**
+ * What, besides endpoint addresses, the clusters sent to proxies depend on from the endpoints: the
+ * identities each service's workloads run as (they are pinned in the upstream TLS SAN checks). If this is
+ * unchanged, a workload change can take the EDS fast path.
+ */
+export function identitySignature(view: MeshView, trustDomain: string): string {
+  const parts: string[] = [];
+  for (const svc of [...view.services.values()].sort((a, b) => a.hostname.localeCompare(b.hostname))) {
+    for (const port of svc.ports) {
+      const ids = [...new Set(view.endpoints(svc.hostname, port.port).map((e) => spiffe(trustDomain, e.workload.namespace, e.workload.serviceAccount)))].sort();
+      parts.push(`${svc.hostname}:${port.port}=${ids.join(',')}`);
+    }
+  }
+  return parts.join('\n');
+}
+
 function spiffe(trustDomain: string, ns: string, sa: string): string {
   return `spiffe://${trustDomain}/ns/${ns}/sa/${sa}`;
 }
@@ -65,6 +97,7 @@ function addServiceClustersAndEndpoints(
   port: ServicePort,
   subset: { name: string; labels?: Record<string, string> },
   naming: 'cluster' | 'sni',
+  endpointsOnly = false,
 ): void {
   const { proxy, view, mesh } = input;
   const rule = index.destinationRuleFor(svc.hostname, proxy.namespace, svc.namespace);
@@ -75,7 +108,9 @@ function addServiceClustersAndEndpoints(
   const endpoints = view.endpoints(svc.hostname, port.port).filter((e) => !subset.labels || selectorMatches(subset.labels, e.workload.labels));
   const identities = [...new Set(endpoints.map((e) => spiffe(mesh.trustDomain, e.workload.namespace, e.workload.serviceAccount)))].sort();
 
-  if (gateway) {
+  if (endpointsOnly) {
+    // Clusters stay as they are: only the assignment below is rebuilt.
+  } else if (gateway) {
     // The gateway only forwards bytes: no TLS of its own, the sidecars' mTLS passes through untouched.
     out.clusters.set(name, edsCluster(name, { connectTimeoutMs: 10_000 }));
   } else {
