@@ -1,3 +1,4 @@
+import { execFile } from 'node:child_process';
 import { request } from 'node:http';
 import type { TopologyCheck } from '../api/index.js';
 import type { LabState } from './state.js';
@@ -36,6 +37,20 @@ export function requestThroughSidecar(proxyIp: string, url: string, options: { m
   });
 }
 
+/** One request with the system's curl inside a pod's network namespace: captured and resolved by its sidecar. */
+export function curlInPod(netns: string, url: string, options: { method?: string; headers?: Record<string, string>; timeoutSec?: number } = {}): Promise<{ status: number; body: string }> {
+  const args = ['netns', 'exec', netns, 'curl', '-sS', '-m', String(options.timeoutSec ?? 10), '-X', options.method ?? 'GET', '-w', '\n__STATUS__%{http_code}'];
+  for (const [k, v] of Object.entries(options.headers ?? {})) args.push('-H', `${k}: ${v}`);
+  args.push(url);
+  return new Promise((resolve, reject) => {
+    execFile('ip', args, { maxBuffer: 4 << 20 }, (err, stdout, stderr) => {
+      const m = /\n__STATUS__(\d+)$/.exec(stdout);
+      if (err && !m) return reject(new Error((stderr || err.message).trim()));
+      resolve({ status: Number(m?.[1] ?? 0), body: m ? stdout.slice(0, m.index) : stdout });
+    });
+  });
+}
+
 /** Runs a topology check from the first pod of its deployment and evaluates its expectations. */
 export async function runCheck(state: LabState, check: TopologyCheck): Promise<CheckResult> {
   const pod = state.pods.find((p) => p.cluster === check.from.cluster && p.namespace === check.from.namespace && p.name.startsWith(`${check.from.deployment}-`));
@@ -44,7 +59,8 @@ export async function runCheck(state: LabState, check: TopologyCheck): Promise<C
   const replies: CheckReply[] = [];
   for (let i = 0; i < check.count; i++) {
     try {
-      const r = await requestThroughSidecar(pod.ip, check.request.url, { method: check.request.method, ...(check.request.headers ? { headers: check.request.headers } : {}) });
+      const opts = { method: check.request.method, ...(check.request.headers ? { headers: check.request.headers } : {}) };
+      const r = pod.netns ? await curlInPod(pod.netns, check.request.url, opts) : await requestThroughSidecar(pod.ip, check.request.url, opts);
       const instance = /instance: (\S+)/.exec(r.body)?.[1];
       const answeredBy = instance ? clusterOfPod.get(instance) : undefined;
       replies.push({ status: r.status, body: r.body.trim(), ...(answeredBy ? { answeredBy } : {}) });

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -8,7 +9,9 @@ import { createKubeClient } from '../registry/kube-client/index.js';
 import type { KubeClient } from '../registry/kube-client/index.js';
 import type { Logger } from '../shared/log.js';
 import { CrossmeshError, errorMessage } from '../shared/errors.js';
-import { loopbackAddresses as addr } from './addresses.js';
+import type { Host, LabHosts } from './hosts.js';
+import { loopbackHosts, netnsHosts } from './hosts.js';
+import { checkNetnsSupport } from './netns/index.js';
 import type { ClusterPlan, LabPlan, PodPlan } from './plan.js';
 import { eastWestGatewayService } from './plan.js';
 import type { LabState } from './state.js';
@@ -27,6 +30,7 @@ export const BIN = fileURLToPath(new URL('../../../bin/crossmesh.js', import.met
 export interface RunningLab {
   state: LabState;
   supervisor: Supervisor;
+  /** Stops every process and removes every namespace the lab made. */
   stop(): Promise<void>;
 }
 
@@ -35,21 +39,22 @@ export interface StartLabOptions {
   dir: string;
   logger: Logger;
   progress?: (line: string) => void;
-  /** Longest wait for every control plane and proxy to be ready. */
+  /** Longest wait for each control plane and proxy to be ready. */
   readyTimeoutMs?: number;
 }
 
-async function waitReady(what: string, url: string, timeoutMs: number, failed: () => string | undefined): Promise<void> {
+async function poll(what: string, check: () => Promise<boolean>, timeoutMs: number, failed: () => string | undefined): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const reason = failed();
     if (reason) throw new LabError(`${what} did not start: ${reason}`);
-    const ok = await fetch(url, { signal: AbortSignal.timeout(1000) }).then((r) => r.ok, () => false);
-    if (ok) return;
-    if (Date.now() > deadline) throw new LabError(`${what} not ready after ${Math.round(timeoutMs / 1000)} s (${url})`);
+    if (await check().catch(() => false)) return;
+    if (Date.now() > deadline) throw new LabError(`${what} not ready after ${Math.round(timeoutMs / 1000)} s`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+const httpOk = (url: string) => fetch(url, { signal: AbortSignal.timeout(1000) }).then((r) => r.ok);
 
 function tail(file: string): string {
   try {
@@ -59,108 +64,146 @@ function tail(file: string): string {
   }
 }
 
+/** Whether the control plane lists a proxy of this pod with every type it subscribed to ACKed. */
+async function proxySynced(adminUrl: string, pod: string, namespace: string): Promise<boolean> {
+  const proxies = (await (await fetch(`${adminUrl}/debug/connections`, { signal: AbortSignal.timeout(1000) })).json()) as Array<{ node: { id: string }; types: Array<{ ackedVersion?: string }> }>;
+  const p = proxies.find((x) => x.node.id.includes(`~${pod}.${namespace}~`));
+  return Boolean(p && p.types.length >= 3 && p.types.every((t) => t.ackedVersion));
+}
+
 /**
- * Starts a whole mesh on this machine in loopback isolation: a root CA and one intermediate per cluster,
- * a control plane per cluster, remote secrets both ways between every pair, east-west gateways, and every
- * Deployment's pods as an app process plus a `crossmesh proxy` sidecar. On any failure everything started
- * so far is stopped again.
+ * Starts a whole mesh on this machine: a root CA and one intermediate per cluster, a control plane per
+ * cluster, remote secrets between every pair, east-west gateways, and every Deployment's pods as an app
+ * process with a `crossmesh proxy` sidecar. On any failure everything started so far is stopped and
+ * removed again.
  */
 export async function startLab(options: StartLabOptions): Promise<RunningLab> {
   const { plan, dir, logger } = options;
   const say = options.progress ?? (() => undefined);
   const timeout = options.readyTimeoutMs ?? 60_000;
-  if (plan.isolation !== 'loopback') throw new LabError('only loopback isolation is implemented by this runner');
+  if (plan.isolation === 'netns') {
+    const problem = await checkNetnsSupport();
+    if (problem) throw new LabError(problem);
+  }
   for (const sub of ['logs', 'pki', 'data']) mkdirSync(join(dir, sub), { recursive: true });
+  const netnsPrefix = plan.isolation === 'netns' ? `cm${randomBytes(2).toString('hex')}` : undefined;
   const supervisor = createSupervisor({ stateDir: dir, logger });
   const clients: KubeClient[] = [];
+  let hosts: LabHosts | undefined;
   const stop = async () => {
     for (const c of clients) c.close();
     await supervisor.stopAll(3000);
+    await hosts?.destroy();
   };
 
   try {
+    hosts = plan.isolation === 'netns' ? await netnsHosts(plan, netnsPrefix!) : loopbackHosts();
+    const netns = plan.isolation === 'netns';
     say(`certificates: one root, ${plan.clusters.length} intermediates`);
     const root = await generateRootCa({ trustDomain: plan.trustDomain });
     writeRootCa(join(dir, 'pki', 'root'), root, true);
     const rootCert = join(dir, 'pki', 'root', 'root-cert.pem');
     for (const c of plan.clusters) writeCacerts(join(dir, 'pki', c.name), await generateIntermediateCa({ root, cluster: c.name }), true);
 
-    const state: LabState = { isolation: 'loopback', dir, pid: process.pid, rootCert, tokens: {}, clusters: [], gateways: [], pods: [] };
-    const apis = new Map<string, { client: KubeClient; api: string }>();
+    const state: LabState = { isolation: plan.isolation, dir, pid: process.pid, rootCert, tokens: {}, clusters: [], gateways: [], pods: [], ...(netnsPrefix ? { netnsPrefix } : {}) };
+    // Written at once, so that `crossmesh down` can clean up even if this process dies half way.
+    writeLabState(dir, state);
+    const cps = new Map<string, { host: Host; client: KubeClient; api: string; admin: string }>();
     for (const c of plan.clusters) {
-      const host = addr.controlPlane(c);
+      const host = await hosts.controlPlane(c);
       const log = join(dir, 'logs', `${c.name}.control-plane.log`);
-      say(`control plane ${c.name} on ${host}`);
+      say(`control plane ${c.name} (network ${c.network}) on ${host.address}${host.publicAddress !== host.address ? `, public ${host.publicAddress}` : ''}`);
       const proc = supervisor.start({
         name: `${c.name}/control-plane`,
         command: process.execPath,
-        args: [BIN, 'control-plane', '--cluster', c.name, '--network', c.network, ...(c.locality ? ['--locality', c.locality] : []), '--data', join(dir, 'data', c.name), '--cacerts', join(dir, 'pki', c.name), '--host', host, '--registration-grace', '5s', '--ready-timeout', '5s'],
+        args: [
+          BIN, 'control-plane', '--cluster', c.name, '--network', c.network, ...(c.locality ? ['--locality', c.locality] : []),
+          '--data', join(dir, 'data', c.name), '--cacerts', join(dir, 'pki', c.name), '--host', host.bind,
+          '--advertise', [...new Set([host.address, host.publicAddress])].join(','), '--registration-grace', '5s', '--ready-timeout', '5s',
+        ],
+        ...(host.netns ? { netns: host.netns } : {}),
         logFile: log,
       });
       let exited = false;
       void proc.exited.then(() => (exited = true));
-      await waitReady(`control plane ${c.name}`, `http://${host}:15014/ready`, timeout, () => (exited ? tail(log) : undefined));
+      const admin = `http://${host.publicAddress}:15014`;
+      await poll(`control plane ${c.name}`, () => httpOk(`${admin}/ready`), timeout, () => (exited ? tail(log) : undefined));
       const token = readFileSync(join(dir, 'data', c.name, 'admin-token'), 'utf8').trim();
-      const api = `https://${host}:6443`;
+      const api = `https://${host.publicAddress}:6443`;
       const client = createKubeClient({ server: api, token, ca: root.certPem });
       clients.push(client);
-      apis.set(c.name, { client, api });
+      cps.set(c.name, { host, client, api, admin });
       state.tokens[c.name] = token;
-      state.clusters.push({ name: c.name, network: c.network, locality: c.locality, controlPlane: { xds: `${host}:15010`, api, admin: `http://${host}:15014` } });
+      state.clusters.push({ name: c.name, network: c.network, locality: c.locality, controlPlane: { xds: `${host.publicAddress}:15010`, api, admin } });
     }
 
+    const gatewayHosts = new Map<string, Host>();
+    for (const c of plan.clusters) for (const g of c.gateways) gatewayHosts.set(`${c.name}/${g.name}`, await hosts.gateway(c, g));
     for (const c of plan.clusters) {
-      const extra: Resource[] = c.gateways.length ? [eastWestGatewayService(c, c.gateways.map((g) => addr.gateway(c, g)))] : [];
-      const namespaces = new Set(c.pods.map((p) => p.namespace).concat(c.resources.map((r) => r.metadata.namespace ?? '').filter(Boolean)));
+      const publics = c.gateways.map((g) => gatewayHosts.get(`${c.name}/${g.name}`)!.publicAddress);
+      const extra: Resource[] = c.gateways.length ? [eastWestGatewayService(c, publics)] : [];
+      const namespaces = new Set([...c.pods.map((p) => p.namespace), ...c.resources.map((r) => r.metadata.namespace ?? '').filter(Boolean)]);
       const declared = new Set(c.resources.filter((r) => r.kind === 'Namespace').map((r) => r.metadata.name));
       const implicit: Resource[] = [...namespaces].filter((n) => !declared.has(n) && n !== 'istio-system').map((name) => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } }));
-      await apis.get(c.name)!.client.apply([...implicit, ...c.resources, ...extra]);
+      await cps.get(c.name)!.client.apply([...implicit, ...c.resources, ...extra]);
     }
     for (const from of plan.clusters) {
       for (const to of plan.clusters) {
         if (from === to) continue;
-        const { client, api } = apis.get(from.name)!;
-        const secret = await createRemoteSecret(client, { cluster: from.name, server: api, caPem: root.certPem });
-        await apis.get(to.name)!.client.apply([secret]);
+        const { client, api } = cps.get(from.name)!;
+        await cps.get(to.name)!.client.apply([await createRemoteSecret(client, { cluster: from.name, server: api, caPem: root.certPem })]);
       }
     }
     say(`remote secrets exchanged between ${plan.clusters.length} clusters`);
 
     const now = Date.now();
+    const signingKeys = new Map<string, Awaited<ReturnType<typeof loadCacerts>>>();
     const tokenFor = async (c: ClusterPlan, namespace: string, serviceAccount: string) => {
-      const material = await loadCacerts(join(dir, 'pki', c.name), now);
+      if (!signingKeys.has(c.name)) signingKeys.set(c.name, await loadCacerts(join(dir, 'pki', c.name), now));
+      const material = signingKeys.get(c.name)!;
       return createJoinToken({ signingKey: material.signer.key.privateKey, trustDomain: plan.trustDomain, namespace, serviceAccount, cluster: c.name, ttlSeconds: 7 * 24 * 3600, nowMs: now });
     };
-    const proxyArgs = (c: ClusterPlan, role: string, ip: string, pod: string, namespace: string, sa: string, labels: Record<string, string>, token: string) => [
-      BIN, 'proxy', '--role', role, '--discovery', `${addr.controlPlane(c)}:15010`, '--ca-address', `${addr.controlPlane(c)}:15012`, '--ca-root', rootCert,
-      '--cluster', c.name, '--network', c.network, ...(c.locality ? ['--locality', c.locality] : []), '--namespace', namespace, '--service-account', sa,
-      '--labels', Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(','), '--ip', ip, '--pod', pod, '--token', token,
-      '--interception', 'none', '--admin-host', ip, '--trust-domain', plan.trustDomain,
-    ];
+    const proxyArgs = (c: ClusterPlan, role: string, h: Host, pod: string, namespace: string, sa: string, labels: Record<string, string>, token: string) => {
+      const cp = cps.get(c.name)!.host;
+      return [
+        BIN, 'proxy', '--role', role, '--discovery', `${cp.address}:15010`, '--ca-address', `${cp.address}:15012`, '--ca-root', rootCert,
+        '--cluster', c.name, '--network', c.network, ...(c.locality ? ['--locality', c.locality] : []), '--namespace', namespace, '--service-account', sa,
+        '--labels', Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(','), '--ip', h.address, '--pod', pod, '--token', token,
+        '--admin-host', h.bind, '--trust-domain', plan.trustDomain,
+        ...(netns ? (role === 'sidecar' ? ['--interception', 'redirect', '--capture'] : []) : ['--interception', 'none']),
+      ];
+    };
+    const waitProxy = (c: ClusterPlan, h: Host, pod: string, namespace: string, log: string, exited: () => boolean) =>
+      poll(
+        `${c.name}/${pod}`,
+        () => (netns ? proxySynced(cps.get(c.name)!.admin, pod, namespace) : httpOk(`http://${h.address}:15000/ready`)),
+        timeout,
+        () => (exited() ? tail(log) : undefined),
+      );
 
     const waits: Array<Promise<void>> = [];
     for (const c of plan.clusters) {
       for (const g of c.gateways) {
-        const ip = addr.gateway(c, g);
-        const log = join(dir, 'logs', `${c.name}.${g.name}.log`);
+        const h = gatewayHosts.get(`${c.name}/${g.name}`)!;
+        const log = join(dir, 'logs', `${c.name}.${g.name}.proxy.log`);
         const token = await tokenFor(c, 'istio-system', 'istio-eastwestgateway');
         const proc = supervisor.start({
-          name: `${c.name}/${g.name}`,
+          name: `${c.name}/${g.name}/proxy`,
           command: process.execPath,
-          args: [...proxyArgs(c, 'eastwest-gateway', ip, g.name, 'istio-system', 'istio-eastwestgateway', { istio: 'eastwestgateway', 'topology.istio.io/network': c.network }, token), '--gateway-port', String(g.port)],
+          args: [...proxyArgs(c, 'eastwest-gateway', h, g.name, 'istio-system', 'istio-eastwestgateway', { istio: 'eastwestgateway', 'topology.istio.io/network': c.network }, token), '--gateway-port', String(g.port), '--access-log', `${log}.access`],
+          ...(h.netns ? { netns: h.netns } : {}),
           logFile: log,
         });
         let exited = false;
         void proc.exited.then(() => (exited = true));
-        waits.push(waitReady(`gateway ${c.name}/${g.name}`, `http://${ip}:15000/ready`, timeout, () => (exited ? tail(log) : undefined)));
-        state.gateways.push({ name: g.name, cluster: c.name, network: c.network, address: `${ip}:${g.port}`, admin: `http://${ip}:15000` });
+        waits.push(waitProxy(c, h, g.name, 'istio-system', log, () => exited));
+        state.gateways.push({ name: g.name, cluster: c.name, network: c.network, address: `${h.publicAddress}:${g.port}`, admin: `http://${h.address}:15000` });
       }
       for (const p of c.pods) waits.push(startPod(c, p, await tokenFor(c, p.namespace, p.serviceAccount)));
     }
 
     async function startPod(c: ClusterPlan, p: PodPlan, token: string): Promise<void> {
-      const ip = addr.pod(c, p);
-      const appHost = addr.app(c, p);
+      const h = await hosts!.pod(c, p);
       const ports = p.ports.length ? p.ports : p.app?.defaultPort ? [p.app.defaultPort] : [];
       const appLog = join(dir, 'logs', `${c.name}.${p.name}.app.log`);
       const proxyLog = join(dir, 'logs', `${c.name}.${p.name}.proxy.log`);
@@ -168,15 +211,17 @@ export async function startLab(options: StartLabOptions): Promise<RunningLab> {
         supervisor.start({
           name: `${c.name}/${p.name}/app`,
           command: process.execPath,
-          args: [BIN, 'lab', 'run-app', '--image', p.image, '--pod', p.name, '--host', appHost, ...ports.flatMap((port) => ['--port', String(port)])],
+          args: [BIN, 'lab', 'run-app', '--image', p.image, '--pod', p.name, '--host', h.appBind, ...ports.flatMap((port) => ['--port', String(port)])],
           env: p.env,
+          ...(h.netns ? { netns: h.netns } : {}),
           logFile: appLog,
         });
       }
       const proc = supervisor.start({
         name: `${c.name}/${p.name}/proxy`,
         command: process.execPath,
-        args: [...proxyArgs(c, 'sidecar', ip, p.name, p.namespace, p.serviceAccount, p.labels, token), '--app-host', appHost, ...ports.flatMap((port) => ['--app-port', String(port)]), '--access-log', proxyLog + '.access'],
+        args: [...proxyArgs(c, 'sidecar', h, p.name, p.namespace, p.serviceAccount, p.labels, token), '--app-host', h.appHost, ...ports.flatMap((port) => ['--app-port', String(port)]), '--access-log', `${proxyLog}.access`],
+        ...(h.netns ? { netns: h.netns } : {}),
         logFile: proxyLog,
       });
       let exited = false;
@@ -187,12 +232,12 @@ export async function startLab(options: StartLabOptions): Promise<RunningLab> {
         namespace: p.namespace,
         app: p.labels.app ?? p.app?.kind ?? p.deployment,
         version: p.labels.version ?? p.app?.version ?? '',
-        ip,
-        netns: null,
-        admin: `http://${ip}:15000`,
-        appAddress: appHost,
+        ip: h.address,
+        netns: h.netns ?? null,
+        admin: `http://${h.address}:15000`,
+        appAddress: h.appHost,
       });
-      await waitReady(`pod ${c.name}/${p.name}`, `http://${ip}:15000/ready`, timeout, () => (exited ? tail(proxyLog) : undefined));
+      await waitProxy(c, h, p.name, p.namespace, proxyLog, () => exited);
     }
 
     await Promise.all(waits);

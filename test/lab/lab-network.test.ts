@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { connect } from 'node:net';
 import { createLabNetwork, destroyLabNamespaces } from '../../src/lab/netns/index.js';
 import { canUseNetns, connectScript, nodeIn, startNodeIn, testPrefix } from '../helpers/netns.js';
 
@@ -8,7 +9,7 @@ const listen = (port: number) => `require('net').createServer(s=>{s.on('error',(
 
 test('lab network: same network reaches directly, other networks only through public addresses, destroy leaves nothing', { skip: !canUseNetns() && 'needs root and ip netns' }, async () => {
   const prefix = testPrefix('ln');
-  const lab = await createLabNetwork({ prefix });
+  const lab = await createLabNetwork({ prefix, hostAccess: true });
   const servers: Array<{ kill(signal?: NodeJS.Signals): boolean }> = [];
   try {
     await lab.addNetwork('vpc-1');
@@ -27,12 +28,20 @@ test('lab network: same network reaches directly, other networks only through pu
     assert.notEqual(await from(a1.namespace, gw2.address), 'ok', "the gateway's private address");
     assert.equal(await from(a1.namespace, gw2.publicAddress!), 'ok', "the gateway's public address");
     assert.equal(await from(b1.namespace, gw2.address), 'ok', 'the gateway from its own network');
+    const fromHost = await new Promise<string>((resolve) => {
+      const sock = connect(7000, gw2.publicAddress!);
+      sock.setTimeout(1500, () => { sock.destroy(); resolve('ETIMEDOUT'); });
+      sock.on('connect', () => { sock.destroy(); resolve('ok'); });
+      sock.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
+    });
+    assert.equal(fromHost, 'ok', "the machine itself reaches the gateway's public address");
   } finally {
     for (const s of servers) s.kill('SIGKILL');
     await lab.destroy();
   }
   const left = execFileSync('ip', ['netns', 'list']).toString();
   assert.ok(!left.includes(prefix), `namespaces left behind: ${left}`);
+  assert.ok(!execFileSync('ip', ['-o', 'link']).toString().includes(`h${prefix}`.slice(0, 15)), 'host veth removed with the lab');
 });
 
 test('lab network: destroy also removes namespaces a crashed run left behind', { skip: !canUseNetns() && 'needs root and ip netns' }, async () => {

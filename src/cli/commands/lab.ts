@@ -11,6 +11,7 @@ import { appForImage, createAppServer } from '../../lab/apps/apps.js';
 import { runCheck } from '../../lab/checks.js';
 import type { CheckResult } from '../../lab/checks.js';
 import { startLab } from '../../lab/lab.js';
+import { destroyNetnsLab } from '../../lab/hosts.js';
 import type { Isolation } from '../../lab/plan.js';
 import { planLab } from '../../lab/plan.js';
 import type { LabState } from '../../lab/state.js';
@@ -67,8 +68,11 @@ function printCheck(ctx: CliContext, r: CheckResult): void {
 
 async function down(ctx: CliContext): Promise<number> {
   const dir = labDir(ctx);
+  const state = readLabState(dir);
   const stopped = await stopRecordedProcesses(dir, 3000);
+  if (state?.netnsPrefix) await destroyNetnsLab(state.netnsPrefix);
   rmSync(join(dir, 'lab.json'), { force: true });
+  rmSync(join(dir, 'stopped.json'), { force: true });
   return stopped;
 }
 
@@ -93,7 +97,6 @@ export function registerLab(program: Command, ctx: CliContext): void {
       const manifests = await loadTopologyManifests(topology, file, { cwd: ctx.cwd });
       if (manifests.problems.length) throw new ValidationError(manifests.problems);
       const plan = planLab(topology.spec, manifests.clusters, opts.isolation as Isolation | undefined);
-      if (plan.isolation === 'netns') throw new CrossmeshError('E_LAB_ISOLATION', 'netns isolation is not available yet; use --isolation loopback');
       const logger = createLogger({ level: ctx.env.logLevel === 'info' ? 'warn' : ctx.env.logLevel, json: ctx.env.logJson });
       const started = Date.now();
       ctx.stdout(`starting topology "${topology.metadata.name}" (${plan.clusters.length} clusters, ${plan.networks.length} networks, ${plan.isolation} isolation) in ${dir}\n`);
@@ -221,8 +224,12 @@ export function registerLab(program: Command, ctx: CliContext): void {
       const p = state.pods.find((x) => x.cluster === cluster && (x.name === pod || x.name.startsWith(`${pod}-`)));
       if (!p) throw new UsageError(`no pod ${target} in the lab`);
       const proxy = `http://${p.ip}:15001`;
+      // netns: the pod's own namespace, where its sidecar captures traffic; loopback: the sidecar as HTTP proxy.
+      const [file, args, env] = p.netns
+        ? ['ip', ['netns', 'exec', p.netns, ...command], process.env]
+        : [command[0]!, command.slice(1), { ...process.env, http_proxy: proxy, HTTP_PROXY: proxy, no_proxy: '', NO_PROXY: '' }];
       const code = await new Promise<number>((resolveExit) => {
-        const child = spawn(command[0]!, command.slice(1), { stdio: 'inherit', env: { ...process.env, http_proxy: proxy, HTTP_PROXY: proxy, no_proxy: '', NO_PROXY: '' } });
+        const child = spawn(file, args, { stdio: 'inherit', env });
         child.on('exit', (c) => resolveExit(c ?? 1));
         child.on('error', (err) => {
           ctx.stderr(`crossmesh: ${command[0]}: ${err.message}\n`);

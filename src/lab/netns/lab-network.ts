@@ -13,6 +13,12 @@ export interface LabNetworkOptions {
   /** Prefix of every namespace this lab creates; `destroy` removes everything with it. Keep it short. */
   prefix: string;
   runner?: CommandRunner;
+  /**
+   * Give the root namespace an address on the internet segment (198.51.100.254), so commands run on the
+   * machine itself reach the public addresses of control planes and gateways. The veth goes away with the
+   * lab's internet namespace.
+   */
+  hostAccess?: boolean;
 }
 
 export interface NetworkInfo {
@@ -34,6 +40,8 @@ export interface HostInfo {
 
 export interface LabNetwork {
   readonly prefix: string;
+  /** The root namespace's address on the internet segment, with `hostAccess`. */
+  readonly hostAddress: string | undefined;
   addNetwork(name: string): Promise<NetworkInfo>;
   /** A host on `network`; `publicAddress` also attaches it to the internet segment. */
   addHost(name: string, network: string, options?: { publicAddress?: boolean }): Promise<HostInfo>;
@@ -62,6 +70,17 @@ export async function createLabNetwork(options: LabNetworkOptions): Promise<LabN
   await addNamespace(internetNs);
   await ip('-n', internetNs, 'link', 'add', BRIDGE, 'type', 'bridge');
   await ip('-n', internetNs, 'link', 'set', BRIDGE, 'up');
+  let hostAddress: string | undefined;
+  if (options.hostAccess) {
+    const hostVeth = `h${prefix}`.slice(0, 15);
+    const peer = `hp${prefix}`.slice(0, 15);
+    await ip('link', 'add', hostVeth, 'type', 'veth', 'peer', 'name', peer, 'netns', internetNs);
+    await ip('-n', internetNs, 'link', 'set', peer, 'master', BRIDGE);
+    await ip('-n', internetNs, 'link', 'set', peer, 'up');
+    hostAddress = `${INTERNET_SUBNET_PREFIX}.254`;
+    await ip('addr', 'add', `${hostAddress}/24`, 'dev', hostVeth);
+    await ip('link', 'set', hostVeth, 'up');
+  }
 
   async function addNamespace(ns: string): Promise<void> {
     await ip('netns', 'add', ns);
@@ -81,6 +100,7 @@ export async function createLabNetwork(options: LabNetworkOptions): Promise<LabN
 
   return {
     prefix,
+    hostAddress,
     async addNetwork(name) {
       const index = networks.size + 1;
       const namespace = `${prefix}-net${index}`;
