@@ -152,9 +152,12 @@ async function main(): Promise<void> {
       latencies.push(performance.now() - t0);
     }
     const cpuAfter = cps.map((cp) => procStats(cp.child.pid!));
-    const fullPush = await Promise.all(
-      cps.map(async (cp) => Number(/^crossmesh_full_push_duration_ms (\S+)/m.exec(await (await fetch(`http://127.0.0.1:${cp.ports.admin}/metrics`)).text())?.[1] ?? NaN)),
-    );
+    // One topology change (a new service) forces a full push everywhere: time it from the metric.
+    await a.client.apply([{ apiVersion: 'v1', kind: 'Service', metadata: { name: 'svc-extra', namespace: 'bench' }, spec: { selector: { app: 'extra' }, ports: [{ name: 'http', port: 80 }] } }]);
+    await new Promise((r) => setTimeout(r, 5000));
+    const metric = async (cp: Cp, name: string) => Number(new RegExp(`^${name} (\\S+)`, 'm').exec(await (await fetch(`http://127.0.0.1:${cp.ports.admin}/metrics`)).text())?.[1] ?? NaN);
+    const fullPush = await Promise.all(cps.map((cp) => metric(cp, 'crossmesh_full_push_duration_ms')));
+    const edsPush = await Promise.all(cps.map((cp) => metric(cp, 'crossmesh_endpoint_push_duration_ms')));
     latencies.sort((x, y) => x - y);
     const p50 = percentile(latencies, 50);
     const p99 = percentile(latencies, 99);
@@ -165,6 +168,7 @@ async function main(): Promise<void> {
       ['change → all proxies ACKed, p50 (ms)', p50.toFixed(1)],
       ['change → all proxies ACKed, p99 (ms)', p99.toFixed(1)],
       ...cps.map((cp, i): [string, string] => [`${cp.name} full push (ms)`, fullPush[i]!.toFixed(1)]),
+      ...cps.map((cp, i): [string, string] => [`${cp.name} endpoint-only push (ms)`, edsPush[i]!.toFixed(1)]),
       ...cps.map((cp, i): [string, string] => [`${cp.name} RSS (MB)`, cpuAfter[i]!.rssMb.toFixed(0)]),
       ...cps.map((cp, i): [string, string] => [`${cp.name} CPU per change (ms)`, (((cpuAfter[i]!.cpuSec - cpuBefore[i]!.cpuSec) * 1000) / ROUNDS).toFixed(1)]),
     ];
@@ -176,7 +180,7 @@ async function main(): Promise<void> {
         JSON.stringify({
           services: SERVICES, endpoints_per_service: ENDPOINTS, clusters: 2, proxies: PROXIES, client_workloads: APPS,
           propagation_p50_ms: +p50.toFixed(1), propagation_p99_ms: +p99.toFixed(1), initial_sync_ms: connectMs,
-          full_push_ms: fullPush.map((v) => +v.toFixed(1)), cp_rss_mb: cpuAfter.map((s) => +s.rssMb.toFixed(0)),
+          full_push_ms: fullPush.map((v) => +v.toFixed(1)), endpoint_push_ms: edsPush.map((v) => +v.toFixed(1)), cp_rss_mb: cpuAfter.map((s) => +s.rssMb.toFixed(0)),
           cp_cpu_ms_per_change: cps.map((_, i) => +(((cpuAfter[i]!.cpuSec - cpuBefore[i]!.cpuSec) * 1000) / ROUNDS).toFixed(1)),
         }),
     );

@@ -36,6 +36,14 @@ export function registerControlPlaneMetrics(registry: Registry, sources: { ads: 
     },
   });
   new Gauge({
+    name: 'crossmesh_endpoint_push_duration_ms',
+    help: 'Time the last endpoint-only push (EDS fast path) took',
+    registers: [registry],
+    collect() {
+      this.set(sources.pusher.stats().lastEndpointPushMs);
+    },
+  });
+  new Gauge({
     name: 'crossmesh_config_generation_errors',
     help: 'Proxy groups whose configuration could not be generated (they keep the last good one)',
     registers: [registry],

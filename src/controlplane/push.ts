@@ -13,6 +13,7 @@ export interface PushStats {
   fullPushes: number;
   /** Batches served by regenerating endpoints only. */
   endpointPushes: number;
+  lastEndpointPushMs: number;
   /** Groups whose generation failed (their last good snapshot stays). */
   generationErrors: number;
   lastFullPushMs: number;
@@ -43,10 +44,15 @@ export interface Pusher {
   stats(): PushStats;
 }
 
+function endpointsKey(p: ProxyInfo): string {
+  const labels = Object.keys(p.labels).sort().map((k) => `${k}=${p.labels[k]}`).join(',');
+  return `${p.role}|${p.proxyless}|${p.network}|${p.locality.region}/${p.locality.zone}/${p.locality.subzone}|${p.namespace}|${labels}`;
+}
+
 export function createPusher(options: { cache: SnapshotCache; logger: Logger; current: () => MeshInputs | undefined; now?: () => number }): Pusher {
   const groups = new Map<string, ProxyInfo>();
   const now = options.now ?? (() => performance.now());
-  const stats: PushStats = { fullPushes: 0, endpointPushes: 0, generationErrors: 0, lastFullPushMs: 0, groups: 0 };
+  const stats: PushStats = { fullPushes: 0, endpointPushes: 0, lastEndpointPushMs: 0, generationErrors: 0, lastFullPushMs: 0, groups: 0 };
 
   const generate = (group: string, proxy: ProxyInfo, inputs: MeshInputs) => {
     try {
@@ -91,12 +97,22 @@ export function createPusher(options: { cache: SnapshotCache; logger: Logger; cu
       stats.groups = groups.size;
     },
     async pushEndpoints(inputs) {
+      const t0 = now();
+      // Endpoint assignments depend on the caller's network, locality, namespace (DestinationRule choice)
+      // and labels (failoverPriority) only, so groups that agree on those share one encoding per push.
+      const shared = new Map<string, Any[]>();
       for (const [group, proxy] of [...groups]) {
         if (groups.get(group) !== proxy) continue;
         try {
-          const endpoints = generateEndpointsForProxy({ ...inputs, proxy });
-          if (!endpoints || !options.cache.getSnapshot(group)) generate(group, proxy, inputs);
-          else options.cache.setEndpoints(group, [...endpoints.values()].map((v) => encodeResource(TYPE_URLS.endpoint, v)));
+          const key = endpointsKey(proxy);
+          let packed = shared.get(key);
+          if (!packed && proxy.role !== 'router') {
+            const endpoints = generateEndpointsForProxy({ ...inputs, proxy });
+            packed = endpoints && [...endpoints.values()].map((v) => encodeResource(TYPE_URLS.endpoint, v));
+            if (packed) shared.set(key, packed);
+          }
+          if (!packed || !options.cache.getSnapshot(group)) generate(group, proxy, inputs);
+          else options.cache.setEndpoints(group, packed);
         } catch (err) {
           stats.generationErrors++;
           options.logger.error('endpoint generation failed; the proxy keeps its last good config', { group, proxy: proxy.id, error: errorMessage(err) });
@@ -104,6 +120,7 @@ export function createPusher(options: { cache: SnapshotCache; logger: Logger; cu
         await new Promise((r) => setImmediate(r));
       }
       stats.endpointPushes++;
+      stats.lastEndpointPushMs = now() - t0;
     },
     forget(group) {
       groups.delete(group);
