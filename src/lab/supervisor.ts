@@ -140,8 +140,9 @@ function signalGroup(pid: number, signal: NodeJS.Signals): boolean {
   }
 }
 
+// Not unref'd: `crossmesh down` has nothing else keeping it alive while it waits for processes to exit.
 function delay(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms).unref());
+  return new Promise((r) => setTimeout(r, ms));
 }
 
 function writeState(dir: string, records: ProcessRecord[]): void {
