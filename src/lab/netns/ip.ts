@@ -41,9 +41,9 @@ export const systemRunner: CommandRunner = {
 export async function checkNetnsSupport(runner: CommandRunner = systemRunner): Promise<string | undefined> {
   if (process.platform !== 'linux') return `netns isolation needs Linux (this is ${process.platform}); use --isolation loopback`;
   if (typeof process.getuid === 'function' && process.getuid() !== 0) return 'netns isolation needs root (network namespaces and iptables); run as root or use --isolation loopback';
-  for (const [tool, pkg] of [['ip', 'iproute2'], ['iptables', 'iptables']] as const) {
+  for (const [tool, flag, pkg] of [['ip', '-V', 'iproute2'], ['iptables', '--version', 'iptables']] as const) {
     try {
-      await runner.run(tool, ['--version']);
+      await runner.run(tool, [flag]);
     } catch {
       return `netns isolation needs \`${tool}\` (Debian package ${pkg}); install it or use --isolation loopback`;
     }
