@@ -1,3 +1,4 @@
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -64,11 +65,11 @@ function tail(file: string): string {
   }
 }
 
-/** Whether the control plane lists a proxy of this pod with every type it subscribed to ACKed. */
-async function proxySynced(adminUrl: string, pod: string, namespace: string): Promise<boolean> {
-  const proxies = (await (await fetch(`${adminUrl}/debug/connections`, { signal: AbortSignal.timeout(1000) })).json()) as Array<{ node: { id: string }; types: Array<{ ackedVersion?: string }> }>;
-  const p = proxies.find((x) => x.node.id.includes(`~${pod}.${namespace}~`));
-  return Boolean(p && p.types.length >= 3 && p.types.every((t) => t.ackedVersion));
+/** A proxy's own readiness (certificate and first full config), asked from inside its namespace. */
+function readyInNamespace(netns: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    execFile('ip', ['netns', 'exec', netns, 'curl', '-s', '-m', '1', '-o', '/dev/null', '-w', '%{http_code}', 'http://127.0.0.1:15021/healthz/ready'], (_err, stdout) => resolve(stdout.trim() === '200'));
+  });
 }
 
 /**
@@ -173,10 +174,10 @@ export async function startLab(options: StartLabOptions): Promise<RunningLab> {
         ...(netns ? (role === 'sidecar' ? ['--interception', 'redirect', '--capture'] : []) : ['--interception', 'none']),
       ];
     };
-    const waitProxy = (c: ClusterPlan, h: Host, pod: string, namespace: string, log: string, exited: () => boolean) =>
+    const waitProxy = (c: ClusterPlan, h: Host, pod: string, log: string, exited: () => boolean) =>
       poll(
         `${c.name}/${pod}`,
-        () => (netns ? proxySynced(cps.get(c.name)!.admin, pod, namespace) : httpOk(`http://${h.address}:15000/ready`)),
+        () => (h.netns ? readyInNamespace(h.netns) : httpOk(`http://${h.address}:15000/ready`)),
         timeout,
         () => (exited() ? tail(log) : undefined),
       );
@@ -196,7 +197,7 @@ export async function startLab(options: StartLabOptions): Promise<RunningLab> {
         });
         let exited = false;
         void proc.exited.then(() => (exited = true));
-        waits.push(waitProxy(c, h, g.name, 'istio-system', log, () => exited));
+        waits.push(waitProxy(c, h, g.name, log, () => exited));
         state.gateways.push({ name: g.name, cluster: c.name, network: c.network, address: `${h.publicAddress}:${g.port}`, admin: `http://${h.address}:15000` });
       }
       for (const p of c.pods) waits.push(startPod(c, p, await tokenFor(c, p.namespace, p.serviceAccount)));
@@ -237,7 +238,7 @@ export async function startLab(options: StartLabOptions): Promise<RunningLab> {
         admin: `http://${h.address}:15000`,
         appAddress: h.appHost,
       });
-      await waitProxy(c, h, p.name, p.namespace, proxyLog, () => exited);
+      await waitProxy(c, h, p.name, proxyLog, () => exited);
     }
 
     await Promise.all(waits);
