@@ -1,0 +1,94 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import tls from 'node:tls';
+import { canUseNetns } from '../helpers/netns.js';
+import { crossmesh, eventually, labFixture, labStatus, processesOf } from './lab-helpers.js';
+
+/** The system's curl inside a pod's network namespace: status code and body. */
+function curl(netns: string, url: string): Promise<{ status: number; body: string; error?: string }> {
+  return new Promise((resolve) => {
+    execFile('ip', ['netns', 'exec', netns, 'curl', '-sS', '-m', '5', '-w', '\n%{http_code}', url], (err, stdout, stderr) => {
+      const lines = stdout.split('\n');
+      const status = Number(lines.pop());
+      resolve({ status, body: lines.join('\n'), ...(err ? { error: stderr.trim() } : {}) });
+    });
+  });
+}
+
+/**
+ * Scenarios S2 and S5 in netns isolation: two clusters on two networks, every pod a network namespace,
+ * traffic captured by iptables and names resolved by the sidecar, so the system's real curl is the client.
+ */
+test('default lab, netns: captured curl across networks through east-west gateways; networks separate; gateway refuses plaintext and non-mesh TLS; remote-only httpbin; down removes every namespace', { skip: !canUseNetns() && 'needs root, ip and iptables' }, async () => {
+  const lab = labFixture();
+  let prefix = '';
+  try {
+    const up = await crossmesh(lab.dir, ['up', '-d', '--isolation', 'netns']);
+    assert.equal(up.code, 0, `up failed:\n${up.stdout}\n${up.stderr}`);
+    prefix = (JSON.parse(readFileSync(join(lab.dir, 'lab.json'), 'utf8')) as { netnsPrefix: string }).netnsPrefix;
+    const status = await labStatus(lab.dir);
+    const pod = (cluster: string, app: string) => status.pods.find((p) => p.cluster === cluster && p.app === app)!;
+    const sleep1 = pod('cluster-1', 'sleep');
+    const hw2 = pod('cluster-2', 'helloworld');
+    const gw2 = status.gateways.find((g) => g.cluster === 'cluster-2')!;
+    assert.ok(sleep1.netns, 'pods live in network namespaces');
+
+    // S2: the same call from an unmodified client reaches both clusters.
+    const replies = await Promise.all(Array.from({ length: 20 }, () => curl(sleep1.netns!, 'http://helloworld.sample:5000/hello')));
+    assert.ok(replies.every((r) => r.status === 200), JSON.stringify(replies.filter((r) => r.status !== 200)));
+    assert.ok(replies.some((r) => r.body.includes('version: v1')) && replies.some((r) => r.body.includes('version: v2')), 'both versions answer');
+
+    // Networks really are separate: cluster-2's pod address is unreachable from cluster-1.
+    const direct = await curl(sleep1.netns!, `http://${hw2.ip}:5000/hello`);
+    assert.notEqual(direct.status, 200, `direct cross-network call must fail, got ${direct.status} ${direct.body}`);
+
+    // The gateway refuses plaintext, and TLS from a client without a mesh certificate never reaches the app.
+    const plaintext = await curl(sleep1.netns!, `http://${gw2.address}/`);
+    assert.notEqual(plaintext.status, 200, 'plaintext to 15443 refused');
+    const [host, port] = gw2.address.split(':');
+    const tlsOutcome = await new Promise<string>((resolve) => {
+      const s = tls.connect({ host, port: Number(port), servername: 'outbound_.5000_._.helloworld.sample.svc.cluster.local', rejectUnauthorized: false, ALPNProtocols: ['istio'] });
+      s.setTimeout(5000, () => (s.destroy(), resolve('timeout')));
+      s.on('secureConnect', () => {
+        s.write('GET /hello HTTP/1.1\r\nHost: helloworld\r\n\r\n');
+        s.once('data', (d) => (s.destroy(), resolve(`answered: ${d.toString().slice(0, 40)}`)));
+      });
+      s.on('error', (e) => resolve(`refused: ${e.message}`));
+      s.on('close', () => resolve('closed'));
+    });
+    assert.doesNotMatch(tlsOutcome, /answered: HTTP\/1.1 200/, `non-mesh TLS through the gateway: ${tlsOutcome}`);
+
+    // S5: httpbin exists only in cluster-2; the DNS proxy answers for it and the teapot comes back.
+    const teapot = await curl(sleep1.netns!, 'http://httpbin.sample:8000/status/418');
+    assert.equal(teapot.status, 418);
+    assert.match(teapot.body, /teapot/);
+    const clientLog = readFileSync(join(lab.dir, 'logs', `cluster-1.${sleep1.name}.proxy.log.access`), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const line = clientLog.find((l) => l.path === '/status/418');
+    assert.ok(line, 'client sidecar logged the request');
+    assert.equal(line.upstream_host, gw2.address);
+    assert.equal(line.upstream_cluster, 'outbound|8000||httpbin.sample.svc.cluster.local');
+    assert.equal(line.response_code, 418);
+    assert.equal(line.method, 'GET');
+
+    // The gateway logs a connection when it closes: stop the client pod, then read the gateway's line.
+    assert.equal((await crossmesh(lab.dir, ['lab', 'kill', `cluster-1/${sleep1.name}`])).code, 0);
+    const httpbin = pod('cluster-2', 'httpbin');
+    const gwLine = await eventually(async () => {
+      const text = readFileSync(join(lab.dir, 'logs', `cluster-2.${gw2.name}.proxy.log.access`), 'utf8');
+      return text.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l)).find((l) => l.requested_server_name === 'outbound_.8000_._.httpbin.sample.svc.cluster.local');
+    }, 15_000);
+    assert.ok(gwLine, 'gateway logged the httpbin connection');
+    assert.equal(gwLine.upstream_host, `${httpbin.ip}:80`);
+
+    const down = await crossmesh(lab.dir, ['down']);
+    assert.equal(down.code, 0);
+    assert.deepEqual(await processesOf(lab.dir), []);
+    assert.ok(!execFileSync('ip', ['netns', 'list']).toString().includes(prefix), 'no namespace left');
+  } finally {
+    await lab.cleanup();
+    if (prefix) assert.ok(!execFileSync('ip', ['netns', 'list']).toString().includes(prefix));
+  }
+});
