@@ -15,8 +15,8 @@ test('default lab, loopback: helloworld answers from both clusters through the e
   try {
     const up = await crossmesh(lab.dir, ['up', '-d']);
     assert.equal(up.code, 0, `up failed:\n${up.stdout}\n${up.stderr}`);
-    assert.match(up.stdout, /check "helloworld from cluster-1".*\n(.*\n)*?  ok/);
-    assert.match(up.stdout, /check "helloworld from cluster-2".*\n(.*\n)*?  ok/);
+    assert.match(up.stdout, /check "helloworld from cluster-1".*\n(.*\n)*? {2}ok/);
+    assert.match(up.stdout, /check "helloworld from cluster-2".*\n(.*\n)*? {2}ok/);
 
     const status = await labStatus(lab.dir);
     assert.deepEqual(status.clusters.map((c) => [c.name, c.network]), [['cluster-1', 'network1'], ['cluster-2', 'network2']]);
