@@ -102,9 +102,11 @@ async function main(): Promise<void> {
     writeFileSync(join(dir.path, 'server.pem'), server.certChainPem + server.keyPem);
     writeFileSync(join(dir.path, 'root.pem'), root.certPem);
     const cfg = `global\n  maxconn 4096\n  nbthread 1\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n  option http-keep-alive\n` +
-      `frontend client_side\n  bind 127.0.0.1:18081\n  default_backend to_server_side\nbackend to_server_side\n  server s 127.0.0.1:18443 ssl verify required ca-file ${join(dir.path, 'root.pem')} sni str(bench) alpn http/1.1\n` +
+      `frontend client_side\n  bind 127.0.0.1:18081\n  default_backend to_server_side\nbackend to_server_side\n  server s 127.0.0.1:18443 ssl verify required ca-file ${join(dir.path, 'root.pem')} alpn http/1.1\n` +
       `frontend server_side\n  bind 127.0.0.1:18443 ssl crt ${join(dir.path, 'server.pem')}\n  default_backend app\nbackend app\n  server a 127.0.0.1:${appPort}\n`;
     writeFileSync(join(dir.path, 'haproxy.cfg'), cfg);
+    // The server certificate carries only a SPIFFE URI SAN, as ours do: HAProxy verifies the chain (no SNI,
+    // so no hostname check), which is what our sidecars verify too, plus the SPIFFE ID.
     const haproxy = spawn('haproxy', ['-f', join(dir.path, 'haproxy.cfg')], { stdio: 'inherit' });
     children.push(haproxy);
     await waitFor('haproxy', () => fetch('http://127.0.0.1:18081/').then((r) => r.ok, () => false));
