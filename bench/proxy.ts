@@ -17,6 +17,7 @@ import { promisify } from 'node:util';
 import type { Resource } from '../src/api/types.js';
 import { caMaterialFromPem, generateIntermediateCa, generateRootCa, generateWorkloadCert, writeCacerts } from '../src/ca/index.js';
 import { startControlPlane } from '../src/controlplane/index.js';
+import { requestThroughSidecar } from '../src/lab/checks.js';
 import { tempDir } from '../test/helpers/mesh.js';
 
 const run = promisify(execFile);
@@ -128,9 +129,7 @@ async function main(): Promise<void> {
     children.push(serverSide, clientSide);
     await waitFor('both sidecars ready', async () => (await Promise.all(['127.0.9.1', '127.0.9.2'].map((ip) => fetch(`http://${ip}:15000/ready`).then((r) => r.ok, () => false)))).every(Boolean));
     const url = 'http://app.bench.svc.cluster.local:8080/';
-    await waitFor('a request through the pair', () =>
-      fetch(`http://127.0.9.1:15001${'/'}`, { headers: { host: 'app.bench.svc.cluster.local:8080' } }).then((r) => r.ok, () => false),
-    );
+    await waitFor('a request through the pair', () => requestThroughSidecar('127.0.9.1', url).then((r) => r.status === 200, () => false));
     const pids = [serverSide.pid!, clientSide.pid!];
     const oBefore = procStats(pids);
     const or = await wrk({ host: '127.0.9.1', port: 15001 }, url, 'app.bench.svc.cluster.local:8080', dir.path);
