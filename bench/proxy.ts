@@ -69,6 +69,11 @@ function procStats(pids: number[]): { cpuSec: number; rssMb: number } {
   return { cpuSec: cpu, rssMb: rss };
 }
 
+/** CPU time of the proxies in milliseconds per 1000 requests served. */
+function cpuMsPer1k(cpuSec: number, requests: number): number {
+  return (cpuSec * 1000) / (requests / 1000);
+}
+
 async function waitFor(what: string, fn: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await fn())) {
@@ -90,7 +95,7 @@ async function main(): Promise<void> {
   });
   await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
   const appPort = (app.address() as AddressInfo).port;
-  const rows: Array<{ name: string; r: WrkResult; cpuPer1k?: number; rssMb?: number }> = [];
+  const rows: Array<{ name: string; r: WrkResult; cpuMsPer1k?: number; rssMb?: number }> = [];
   let cp: Awaited<ReturnType<typeof startControlPlane>> | undefined;
   try {
     rows.push({ name: 'direct', r: await wrk({ host: '127.0.0.1', port: appPort }, '/', `127.0.0.1:${appPort}`, dir.path) });
@@ -114,7 +119,7 @@ async function main(): Promise<void> {
     const hBefore = procStats([haproxy.pid!]);
     const hr = await wrk({ host: '127.0.0.1', port: 18081 }, '/', 'app', dir.path);
     const hAfter = procStats([haproxy.pid!]);
-    rows.push({ name: 'haproxy pair (TLS)', r: hr, cpuPer1k: ((hAfter.cpuSec - hBefore.cpuSec) * 1000) / (hr.requests / 1000), rssMb: hAfter.rssMb });
+    rows.push({ name: 'haproxy pair (TLS)', r: hr, cpuMsPer1k: cpuMsPer1k(hAfter.cpuSec - hBefore.cpuSec, hr.requests), rssMb: hAfter.rssMb });
 
     // Our pair: a control plane, a server-side sidecar in front of the app, a client-side sidecar wrk talks to.
     cp = await startControlPlane({ cluster: 'bench', network: 'net', dataDir: join(dir.path, 'cp'), cacertsDir: join(dir.path, 'cacerts'), host: '127.0.0.1', ports: { xds: 0, xdsTls: 0, admin: 0, api: 0 }, debounce: { quietMs: 10, maxDelayMs: 50 } });
@@ -134,22 +139,22 @@ async function main(): Promise<void> {
     const oBefore = procStats(pids);
     const or = await wrk({ host: '127.0.9.1', port: 15001 }, url, 'app.bench.svc.cluster.local:8080', dir.path);
     const oAfter = procStats(pids);
-    rows.push({ name: 'crossmesh pair (mTLS)', r: or, cpuPer1k: ((oAfter.cpuSec - oBefore.cpuSec) * 1000) / (or.requests / 1000), rssMb: oAfter.rssMb });
+    rows.push({ name: 'crossmesh pair (mTLS)', r: or, cpuMsPer1k: cpuMsPer1k(oAfter.cpuSec - oBefore.cpuSec, or.requests), rssMb: oAfter.rssMb });
 
     const h = rows[1]!;
     const o = rows[2]!;
     console.log(`\n1 KB HTTP/1.1 keep-alive, wrk -t${THREADS} -c${CONNECTIONS} -d${DURATION}\n`);
-    const header = ['path', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'proxy CPU s/1k req', 'proxy RSS MB'];
-    const table = rows.map((x) => [x.name, x.r.rps.toFixed(0), x.r.p50.toFixed(2), x.r.p99.toFixed(2), String(x.r.errors), x.cpuPer1k?.toFixed(3) ?? '-', x.rssMb?.toFixed(0) ?? '-']);
+    const header = ['path', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'proxy CPU ms per 1k req', 'proxy RSS MB'];
+    const table = rows.map((x) => [x.name, x.r.rps.toFixed(0), x.r.p50.toFixed(2), x.r.p99.toFixed(2), String(x.r.errors), x.cpuMsPer1k?.toFixed(0) ?? '-', x.rssMb?.toFixed(0) ?? '-']);
     const widths = header.map((hd, i) => Math.max(hd.length, ...table.map((t) => t[i]!.length)));
     for (const line of [header, ...table]) console.log(line.map((c, i) => c.padEnd(widths[i]!)).join('  '));
-    console.log(`\nours / haproxy: throughput ${(o.r.rps / h.r.rps).toFixed(2)}×, p99 ${(o.r.p99 / h.r.p99).toFixed(2)}×, CPU per request ${((o.cpuPer1k ?? 0) / (h.cpuPer1k ?? 1)).toFixed(2)}×`);
+    console.log(`\nours / haproxy: throughput ${(o.r.rps / h.r.rps).toFixed(2)}×, p99 ${(o.r.p99 / h.r.p99).toFixed(2)}×, CPU per request ${((o.cpuMsPer1k ?? 0) / (h.cpuMsPer1k ?? 1)).toFixed(2)}×`);
     console.log(
       'RESULT ' +
         JSON.stringify({
           direct_rps: Math.round(rows[0]!.r.rps), haproxy_rps: Math.round(h.r.rps), ours_rps: Math.round(o.r.rps),
           haproxy_p99_ms: +h.r.p99.toFixed(2), ours_p99_ms: +o.r.p99.toFixed(2),
-          haproxy_cpu_ms_per_1k: +((h.cpuPer1k ?? 0) * 1000).toFixed(1), ours_cpu_ms_per_1k: +((o.cpuPer1k ?? 0) * 1000).toFixed(1),
+          haproxy_cpu_ms_per_1k: +(h.cpuMsPer1k ?? 0).toFixed(1), ours_cpu_ms_per_1k: +(o.cpuMsPer1k ?? 0).toFixed(1),
           ours_rss_mb: Math.round(o.rssMb ?? 0),
         }),
     );
