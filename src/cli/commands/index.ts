@@ -2,6 +2,8 @@ import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
 import { registerVersion } from './version.js';
 import { registerValidate } from './validate.js';
+import { registerProxy } from './proxy.js';
+import { registerProxyConfig, registerProxyStatus } from './proxy-config.js';
 
 /** Every subcommand registers itself here; the order is the order `--help` lists them in. */
-export const commands: ReadonlyArray<(program: Command, ctx: CliContext) => void> = [registerVersion, registerValidate];
+export const commands: ReadonlyArray<(program: Command, ctx: CliContext) => void> = [registerVersion, registerValidate, registerProxy, registerProxyConfig, registerProxyStatus];

@@ -1,0 +1,101 @@
+/** `crossmesh proxy` flag checks, and `proxy-config` / `proxy-status` against a live proxy and ADS server. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createSnapshotCache } from '../src/controlplane/cache/index.js';
+import { proxyInfoFromNode, proxyGroupKey } from '../src/controlplane/translate/index.js';
+import { createProxy } from '../src/proxy/runtime/index.js';
+import type { CredentialProvider } from '../src/proxy/runtime/index.js';
+import { runCli } from './helpers/cli.js';
+import { createTestPki } from './proxy-certs.js';
+import { startAds } from './xds-helpers.js';
+import { buildMesh, fakeSidecarFactory, snapshotFor } from './proxy-runtime-helpers.js';
+
+test('crossmesh proxy: every flag problem is named, exit 2', async () => {
+  const none = await runCli(['proxy']);
+  assert.equal(none.code, 2);
+  for (const flag of ['--role: required', '--discovery: required', '--cluster: required', '--network: required', '--namespace: required']) assert.match(none.stderr, new RegExp(flag));
+  const bad = await runCli([
+    'proxy', '--role', 'ingress', '--discovery', 'istiod', '--cluster', 'c1', '--network', 'n1', '--namespace', 'Default',
+    '--labels', 'app=x,oops', '--ip', '10.0.0', '--app-port', '70000', '--token', 't', '--token-file', 'f', '--interception', 'tproxy', '--locality', 'a/b/c/d',
+  ]);
+  assert.equal(bad.code, 2);
+  for (const expected of [
+    '--role: must be sidecar or eastwest-gateway (got "ingress")',
+    '--discovery: expected HOST:PORT (got "istiod")',
+    '--namespace: "Default" is not a DNS label',
+    '--labels: "oops" is not key=value',
+    '--ip: "10.0.0" is not an IP address',
+    '--app-port: expected a port 0..65535 (got "70000")',
+    '--token and --token-file: give one, not both',
+    '--interception: must be redirect or none (got "tproxy")',
+    '--locality: expected region/zone/subzone (got "a/b/c/d")',
+  ]) assert.ok(bad.stderr.includes(expected), `${expected} in ${bad.stderr}`);
+  const tls = await runCli(['proxy', '--role', 'sidecar', '--discovery', 'istiod:15012', '--cluster', 'c1', '--network', 'n1', '--namespace', 'ns']);
+  assert.equal(tls.code, 2);
+  assert.match(tls.stderr, /--ca-root: required with a join token or TLS/);
+  assert.match(tls.stderr, /TLS to the control plane presents the workload certificate/);
+  const gwCapture = await runCli(['proxy', '--role', 'eastwest-gateway', '--discovery', 'cp:15010', '--cluster', 'c1', '--network', 'n1', '--namespace', 'ns', '--capture']);
+  assert.match(gwCapture.stderr, /--capture: only a sidecar captures traffic/);
+});
+
+test('proxy-config and proxy-status read a running proxy and control plane', async (t) => {
+  const pki = await createTestPki();
+  const leaf = await pki.issue({ spiffe: 'spiffe://cluster.local/ns/default/sa/sleep' });
+  const creds = { certChainPem: leaf.cert, keyPem: leaf.key, rootsPem: pki.rootPem, spiffeId: 'spiffe://cluster.local/ns/default/sa/sleep' };
+  const credentials: CredentialProvider = { ready: async () => creds, current: () => creds, onRotate: () => () => undefined, close: () => undefined };
+  const cache = createSnapshotCache();
+  const running = await startAds({ cache, nodeGroup: (node) => proxyGroupKey(proxyInfoFromNode(node)) });
+  const { factory, sidecar } = fakeSidecarFactory();
+  const proxy = createProxy({
+    role: 'sidecar', discoveryAddress: running.address, ip: '127.0.0.1', podName: 'sleep-1', namespace: 'default', serviceAccount: 'sleep',
+    cluster: 'ack-1', network: 'network1', labels: { app: 'sleep' }, admin: { port: 0, statusPort: false }, dns: false, createSidecar: factory, credentials,
+  });
+  const debug = http.createServer((req, res) => {
+    res.writeHead(req.url === '/debug/connections' ? 200 : 404, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(running.ads.connectedProxies()));
+  });
+  await new Promise<void>((r) => debug.listen(0, '127.0.0.1', r));
+  t.after(async () => {
+    await proxy.close();
+    running.stop();
+    debug.close();
+  });
+  const s = snapshotFor(proxy.node, buildMesh(18080));
+  cache.setSnapshot(s.group, s.snapshot);
+  const { admin } = await proxy.start();
+  await proxy.whenReady();
+  assert.equal(sidecar.options?.credentials()?.spiffeId, creds.spiffeId);
+  const url = `http://127.0.0.1:${admin!.port}`;
+
+  const listeners = await runCli(['proxy-config', 'listeners', url]);
+  assert.equal(listeners.code, 0, listeners.stderr);
+  for (const name of s.resources.listeners.keys()) assert.ok(listeners.stdout.includes(name), name);
+  const clusters = await runCli(['proxy-config', 'clusters', url, '-o', 'json']);
+  assert.deepEqual((JSON.parse(clusters.stdout) as Array<{ name: string }>).map((c) => c.name).sort(), [...s.resources.clusters.keys()].sort());
+  const endpoints = await runCli(['proxy-config', 'endpoints', url]);
+  assert.match(endpoints.stdout, /127\.0\.0\.1:80\s+HEALTHY\s+OK\s+outbound\|80\|\|sleep\.default\.svc\.cluster\.local/);
+  const routes = await runCli(['proxy-config', 'routes', url, '-o', 'yaml']);
+  assert.match(routes.stdout, /virtual_hosts:/);
+  const secret = await runCli(['proxy-config', 'secret', url]);
+  assert.match(secret.stdout, /^default\s+O=crossmesh test\s+URI:spiffe:\/\/cluster\.local\/ns\/default\/sa\/sleep\s+\d{4}-/m);
+  assert.match(secret.stdout, /^ROOTCA\s+CN=crossmesh test root/m);
+  const secretJson = await runCli(['proxy-config', 'secret', url, '-o', 'json']);
+  assert.ok(!secretJson.stdout.includes('PRIVATE KEY') && !secretJson.stdout.includes(leaf.key.split('\n')[1]!), 'never the key');
+  const unknown = await runCli(['proxy-config', 'bogus', url]);
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.stderr, /unknown kind "bogus"/);
+  const down = await runCli(['proxy-config', 'clusters', 'http://127.0.0.1:1']);
+  assert.equal(down.code, 1);
+  assert.match(down.stderr, /cannot reach http:\/\/127\.0\.0\.1:1\/config_dump/);
+
+  const status = await runCli(['proxy-status', '--server', `http://127.0.0.1:${(debug.address() as AddressInfo).port}`]);
+  assert.equal(status.code, 0, status.stderr);
+  const row = status.stdout.split('\n').find((l) => l.startsWith(proxy.node.id))!;
+  assert.ok(row, status.stdout);
+  assert.match(row, new RegExp(`SYNCED \\(${s.snapshot.version('type.googleapis.com/envoy.config.cluster.v3.Cluster')!.slice(0, 12)}\\)`));
+  assert.equal((row.match(/SYNCED/g) ?? []).length, 5, row);
+  const statusJson = JSON.parse((await runCli(['proxy-status', '--server', `http://127.0.0.1:${(debug.address() as AddressInfo).port}`, '-o', 'json'])).stdout) as Array<{ types: Record<string, { state: string }> }>;
+  assert.equal(statusJson[0]!.types.LDS!.state, 'SYNCED');
+});
