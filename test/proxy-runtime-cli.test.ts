@@ -1,6 +1,7 @@
 /** `crossmesh proxy` flag checks, and `proxy-config` / `proxy-status` against a live proxy and ADS server. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createSnapshotCache } from '../src/controlplane/cache/index.js';
@@ -9,7 +10,7 @@ import { createProxy } from '../src/proxy/runtime/index.js';
 import type { CredentialProvider } from '../src/proxy/runtime/index.js';
 import { runCli } from './helpers/cli.js';
 import { createTestPki } from './proxy-certs.js';
-import { startAds } from './xds-helpers.js';
+import { eventually, startAds } from './xds-helpers.js';
 import { buildMesh, fakeSidecarFactory, snapshotFor } from './proxy-runtime-helpers.js';
 
 test('crossmesh proxy: every flag problem is named, exit 2', async () => {
@@ -98,4 +99,30 @@ test('proxy-config and proxy-status read a running proxy and control plane', asy
   assert.equal((row.match(/SYNCED/g) ?? []).length, 5, row);
   const statusJson = JSON.parse((await runCli(['proxy-status', '--server', `http://127.0.0.1:${(debug.address() as AddressInfo).port}`, '-o', 'json'])).stdout) as Array<{ types: Record<string, { state: string }> }>;
   assert.equal(statusJson[0]!.types.LDS!.state, 'SYNCED');
+});
+
+test('crossmesh proxy as a process: becomes ready from the control plane, SIGTERM drains and exits 0', async (t) => {
+  const cache = createSnapshotCache();
+  const running = await startAds({ cache, nodeGroup: (node) => proxyGroupKey(proxyInfoFromNode(node)) });
+  t.after(() => running.stop());
+  const bin = new URL('../../bin/crossmesh.js', import.meta.url).pathname;
+  const child = spawn(process.execPath, [bin, 'proxy', '--role', 'eastwest-gateway', '--discovery', running.address, '--cluster', 'ack-2', '--network', 'network2',
+    '--namespace', 'istio-system', '--service-account', 'istio-eastwestgateway', '--labels', 'istio=eastwestgateway', '--ip', '127.0.0.1', '--pod', 'ewgw-1',
+    '--admin-port', '0', '--status-port', '0', '--gateway-port', '0', '--locality', 'region-2/zone-b'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CROSSMESH_LOG_FORMAT: 'json' } });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  t.after(() => child.kill('SIGKILL'));
+  const connected = await eventually('proxy connected', () => running.ads.connectedProxies()[0], 10_000);
+  assert.equal(connected.node.id, 'router~127.0.0.1~ewgw-1.istio-system~istio-system.svc.cluster.local');
+  assert.deepEqual(connected.node.locality, { region: 'region-2', zone: 'zone-b' });
+  const s = snapshotFor(connected.node, buildMesh(18080));
+  cache.setSnapshot(s.group, s.snapshot);
+  const status = await eventually('listening log', () => /"status":"[^"]*:(\d+)"/.exec(stderr)?.[1], 10_000);
+  const ready = async (): Promise<number> => new Promise((resolve) => http.get(`http://127.0.0.1:${status}/healthz/ready`, (res) => { res.resume(); resolve(res.statusCode ?? 0); }).on('error', () => resolve(0)));
+  for (let i = 0; i < 200 && (await ready()) !== 200; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(await ready(), 200);
+  child.kill('SIGTERM');
+  assert.equal(await exited, 0, stderr);
+  assert.match(stderr, /"msg":"proxy stopped"/);
 });

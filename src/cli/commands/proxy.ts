@@ -246,7 +246,8 @@ export function registerProxy(program: Command, ctx: CliContext): void {
       }
       const proxy = createProxy(options);
       try {
-        await proxy.start();
+        const addresses = await proxy.start();
+        logger.info('listening', Object.fromEntries(Object.entries(addresses).map(([k, a]) => [k, `${a.address}:${a.port}`])));
         await ctx.interrupted();
         logger.info('draining');
       } finally {
