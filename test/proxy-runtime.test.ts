@@ -136,22 +136,51 @@ test('sidecar runtime: full state from the control plane, NACK keeps the last go
   );
 });
 
-test('sidecar runtime: not ready (503 on /healthz/ready) until the first full push', async (t) => {
+test('sidecar runtime: ready only with certificate and first push; rotation reaches the sidecar', async (t) => {
   const cache = createSnapshotCache();
   const running = await startAds({ cache, nodeGroup: (node) => proxyGroupKey(proxyInfoFromNode(node)) });
-  const { factory } = fakeSidecarFactory();
-  const proxy = createProxy({ ...base(running.address), createSidecar: factory, dns: false });
+  const { factory, sidecar } = fakeSidecarFactory();
+  const mk = (serial: string) => ({ certChainPem: `cert-${serial}`, keyPem: `key-${serial}`, rootsPem: 'roots', spiffeId: 'spiffe://cluster.local/ns/default/sa/sleep' });
+  let issue!: (c: ReturnType<typeof mk>) => void;
+  const rotations: Array<(c: ReturnType<typeof mk>) => void> = [];
+  let closedProvider = false;
+  const credentials = {
+    ready: () => new Promise<ReturnType<typeof mk>>((r) => (issue = r)),
+    current: () => mk('1'),
+    onRotate: (cb: (c: ReturnType<typeof mk>) => void) => {
+      rotations.push(cb);
+      return () => undefined;
+    },
+    close: () => {
+      closedProvider = true;
+    },
+  };
+  const proxy = createProxy({ ...base(running.address), createSidecar: factory, dns: false, credentials });
   t.after(async () => {
     await proxy.close();
     running.stop();
   });
   const addresses = await proxy.start();
+  const healthz = `http://127.0.0.1:${addresses.status!.port}/healthz/ready`;
   await eventually('connected stream', () => running.ads.connectedProxies()[0]);
-  assert.equal(proxy.isReady(), false);
-  const r = await httpRequest(`http://127.0.0.1:${addresses.status!.port}/healthz/ready`);
-  assert.equal(r.status, 503);
+  assert.equal((await httpRequest(healthz)).status, 503);
   const s = snapshotFor(proxy.node, buildMesh(18080));
   cache.setSnapshot(s.group, s.snapshot);
+  await eventually('first push', () => (proxy.versions().has(TYPE_URLS.listener) && proxy.versions().has(TYPE_URLS.endpoint) ? true : undefined));
+  assert.equal(proxy.isReady(), false, 'no certificate yet');
+  assert.equal((await httpRequest(healthz)).status, 503);
+  issue(mk('1'));
   await proxy.whenReady();
-  assert.equal((await httpRequest(`http://127.0.0.1:${addresses.status!.port}/healthz/ready`)).status, 200);
+  assert.equal((await httpRequest(healthz)).status, 200);
+  assert.equal(sidecar.options?.credentials()?.certChainPem, 'cert-1');
+  const before = sidecar.credentialChanges;
+  for (const cb of rotations) cb(mk('2'));
+  assert.equal(sidecar.credentialChanges, before + 1);
+  assert.equal(sidecar.options?.credentials()?.certChainPem, 'cert-2');
+  const dump = JSON.parse((await httpRequest(`http://127.0.0.1:${addresses.admin!.port}/config_dump`)).body) as { configs: Array<Record<string, any>> };
+  const secrets = dump.configs.find((c) => String(c['@type']).endsWith('SecretsConfigDump'))!.dynamic_active_secrets as Array<Record<string, any>>;
+  assert.equal(Buffer.from(secrets[0]!.secret.tls_certificate.certificate_chain.inline_bytes, 'base64').toString(), 'cert-2');
+  assert.equal(secrets[0]!.secret.tls_certificate.private_key.inline_string, '[redacted]');
+  await proxy.close();
+  assert.ok(closedProvider);
 });

@@ -4,6 +4,8 @@ import { CrossmeshError, UsageError } from '../../shared/index.js';
 import type { CliContext } from '../context.js';
 import { parseOutputFormat, renderData, renderTable } from '../output.js';
 
+// Admin JSON from another process: read defensively with ?. rather than typed field by field.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Obj = Record<string, any>;
 const KINDS = ['listeners', 'clusters', 'endpoints', 'routes', 'secret'] as const;
 type Kind = (typeof KINDS)[number];

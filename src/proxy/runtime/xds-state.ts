@@ -6,7 +6,7 @@
  */
 import type { Logger } from '../../shared/index.js';
 import { TYPE_URLS } from '../../xds/index.js';
-import type { AdsClient, Cluster, ClusterLoadAssignment, HttpConnectionManager, Listener, ResourceUpdate, RouteConfiguration } from '../../xds/index.js';
+import type { AdsClient, Cluster, HttpConnectionManager, Listener, ResourceUpdate } from '../../xds/index.js';
 import type { NameTable } from '../dns/index.js';
 import type { ProxyXdsState, SidecarProblem } from './sidecar-contract.js';
 
