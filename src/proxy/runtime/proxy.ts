@@ -218,6 +218,33 @@ export function createProxy(options: ProxyOptions): Proxy {
     );
   }
 
+  function connectAds(): AdsClient {
+    const client = createAdsClient({
+      address: options.discoveryAddress,
+      credentials: channelCredentials(),
+      ...(options.xdsTls?.serverName ? { channelOptions: { 'grpc.ssl_target_name_override': options.xdsTls.serverName } } : {}),
+      node,
+      logger: logger.child({ component: 'xds' }),
+      clock,
+      ...(options.backoff ? { backoff: options.backoff } : {}),
+    });
+    client.onStatusChange((s) => logger.info(s.connected ? 'xds connected' : 'xds disconnected; serving the last accepted config', { streams: s.streams, error: s.lastError }));
+    return client;
+  }
+
+  /**
+   * grpc-js fixes a channel's client certificate when the channel is made, so after a rotation the xDS
+   * connection is remade with the new one (before the old one expires); the state in force is kept.
+   */
+  function reconnectWithNewCertificate(): void {
+    if (!options.xdsTls || !ads || !xds || closed) return;
+    const old = ads;
+    ads = connectAds();
+    xds.rebind(ads);
+    old.close();
+    logger.info('xds reconnected with the rotated certificate');
+  }
+
   async function start(): Promise<ProxyAddresses> {
     const addresses: ProxyAddresses = {};
     try {
@@ -243,6 +270,7 @@ export function createProxy(options: ProxyOptions): Proxy {
           rotatedAt = clock.now();
           logger.info('certificate rotated', { spiffeId: next.spiffeId });
           sidecar?.credentialsChanged();
+          reconnectWithNewCertificate();
         });
         // TLS to xDS presents the workload certificate, so it must exist first; plaintext xDS need not wait.
         const first = provider.ready().then((c) => {
@@ -299,16 +327,7 @@ export function createProxy(options: ProxyOptions): Proxy {
         });
         addresses.dns = await dns.listen();
       }
-      ads = createAdsClient({
-        address: options.discoveryAddress,
-        credentials: channelCredentials(),
-        ...(options.xdsTls?.serverName ? { channelOptions: { 'grpc.ssl_target_name_override': options.xdsTls.serverName } } : {}),
-        node,
-        logger: logger.child({ component: 'xds' }),
-        clock,
-        ...(options.backoff ? { backoff: options.backoff } : {}),
-      });
-      ads.onStatusChange((s) => logger.info(s.connected ? 'xds connected' : 'xds disconnected; serving the last accepted config', { streams: s.streams, error: s.lastError }));
+      ads = connectAds();
       xds = createXdsState({
         ads,
         routes: !gatewayRole,

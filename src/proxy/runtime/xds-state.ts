@@ -39,6 +39,8 @@ export interface XdsState {
   /** True once CDS and LDS arrived and EDS/RDS answered for the names they asked for. */
   initialPushApplied(): boolean;
   rejections(): ReadonlyMap<string, { version: string; message: string }>;
+  /** Moves the subscriptions to a new client (the old one closed); the state in force stays meanwhile. */
+  rebind(client: AdsClient): void;
 }
 
 const EMPTY: ProxyXdsState = { listeners: new Map(), clusters: new Map(), routes: new Map(), endpoints: new Map() };
@@ -70,7 +72,8 @@ function sameNames(a: readonly string[] | undefined, b: readonly string[]): bool
 }
 
 export function createXdsState(options: XdsStateOptions): XdsState {
-  const { ads, logger } = options;
+  const { logger } = options;
+  let ads = options.ads;
   let state: ProxyXdsState = EMPTY;
   let table: NameTable | undefined;
   const versions = new Map<string, TypeVersion>();
@@ -109,24 +112,25 @@ export function createXdsState(options: XdsStateOptions): XdsState {
       options.onChange(typeUrl);
     };
 
-  ads.subscribe(TYPE_URLS.cluster, handler(TYPE_URLS.cluster, 'clusters'));
+  const bind = (client: AdsClient): void => {
+    // A new client asks for the names the current state needs; its first answers replace the state whole.
+    client.subscribe(TYPE_URLS.cluster, handler(TYPE_URLS.cluster, 'clusters'));
+    client.subscribe(TYPE_URLS.endpoint, handler(TYPE_URLS.endpoint, 'endpoints'), requested.get(TYPE_URLS.endpoint) ?? []);
+    client.subscribe(TYPE_URLS.listener, handler(TYPE_URLS.listener, 'listeners'));
+    if (options.routes) client.subscribe(TYPE_URLS.route, handler(TYPE_URLS.route, 'routes'), requested.get(TYPE_URLS.route) ?? []);
+    if (options.nameTable) client.subscribe(TYPE_URLS.nameTable, onNameTable);
+  };
+  const onNameTable = (update: ResourceUpdate): void => {
+    // One unnamed resource; a missing table means no mesh names, not an error.
+    const first = [...update.resources.values()][0] as { table?: NameTable['table'] } | undefined;
+    const entries = Object.entries(first?.table ?? {}).map(([fqdn, info]) => [fqdn, { ...info, ips: [...((info as { ips?: string[] }).ips ?? [])] }]);
+    table = { table: Object.fromEntries(entries) as NameTable['table'] };
+    versions.set(TYPE_URLS.nameTable, { version: update.version, acceptedAt: options.now() });
+    options.onChange(TYPE_URLS.nameTable);
+  };
   requested.set(TYPE_URLS.endpoint, []);
-  ads.subscribe(TYPE_URLS.endpoint, handler(TYPE_URLS.endpoint, 'endpoints'), []);
-  ads.subscribe(TYPE_URLS.listener, handler(TYPE_URLS.listener, 'listeners'));
-  if (options.routes) {
-    requested.set(TYPE_URLS.route, []);
-    ads.subscribe(TYPE_URLS.route, handler(TYPE_URLS.route, 'routes'), []);
-  }
-  if (options.nameTable) {
-    ads.subscribe(TYPE_URLS.nameTable, (update) => {
-      // One unnamed resource; a missing table means no mesh names, not an error.
-      const first = [...update.resources.values()][0] as { table?: NameTable['table'] } | undefined;
-      const entries = Object.entries(first?.table ?? {}).map(([fqdn, info]) => [fqdn, { ...info, ips: [...((info as { ips?: string[] }).ips ?? [])] }]);
-      table = { table: Object.fromEntries(entries) as NameTable['table'] };
-      versions.set(TYPE_URLS.nameTable, { version: update.version, acceptedAt: options.now() });
-      options.onChange(TYPE_URLS.nameTable);
-    });
-  }
+  if (options.routes) requested.set(TYPE_URLS.route, []);
+  bind(ads);
 
   return {
     current: () => state,
@@ -140,5 +144,9 @@ export function createXdsState(options: XdsStateOptions): XdsState {
       return true;
     },
     rejections: () => rejected,
+    rebind(client) {
+      ads = client;
+      bind(client);
+    },
   };
 }
