@@ -224,8 +224,14 @@ export function createSidecar(options: SidecarOptions): Sidecar {
       timer.cancel();
       tsock.removeAllListeners('error');
       tsock.on('error', () => {});
-      if (dt.requireClientCert && !tsock.authorized) return refuse(`client certificate not authorized: ${String(tsock.authorizationError)}`);
       const peer = tsock.getPeerCertificate();
+      if (dt.requireClientCert) {
+        // Node verifies a server-side TLSSocket's client chain only for sockets its own tls.Server made;
+        // ask OpenSSL for the verdict directly.
+        const verifyError = (tsock as unknown as { ssl?: { verifyError?: () => Error | null } }).ssl?.verifyError?.();
+        if (verifyError) return refuse(`client certificate rejected: ${(verifyError as NodeJS.ErrnoException).code ?? verifyError.message}`);
+        if (!peer || !peer.raw) return refuse('no client certificate');
+      }
       info.tls = true;
       info.peerId = uriSans(peer).find((u) => u.startsWith('spiffe://'));
       info.peerCertHash = peer.fingerprint256 ? peer.fingerprint256.replace(/:/g, '').toLowerCase() : undefined;
