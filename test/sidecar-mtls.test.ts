@@ -45,7 +45,7 @@ describe('sidecar mTLS data path', () => {
   let proxyPort = 0;
   let tcpClient: Sidecar;
   let capturePort = 0;
-  const captured = new Map<number, { address: string; port: number }>();
+  let capturedDestination: { address: string; port: number } | undefined;
   let clientState: ProxyXdsState;
   let lastXfcc = '';
 
@@ -98,7 +98,7 @@ describe('sidecar mTLS data path', () => {
       credentials: creds(certs.sleep!, 'sleep'),
       identity: ident('sleep'),
       accessLog: tcpClientLog.log,
-      originalDestination: (s) => captured.get(s.remotePort!),
+      originalDestination: () => capturedDestination,
     });
     const capturedState = stateFor(resources, { ip: '127.77.1.4', pod: 'sleep-2', namespace: NS, serviceAccount: 'sleep', labels: { app: 'sleep' }, interception: 'REDIRECT' });
     for (const name of ['virtualOutbound', 'virtualInbound']) {
@@ -122,7 +122,6 @@ describe('sidecar mTLS data path', () => {
 
   test('absolute-form request through the explicit proxy reaches the app over mTLS, caller identity in XFCC', async () => {
     const r = await request({ host: '127.77.1.1', port: proxyPort }, 'http://helloworld.sample:5000/hello?x=1');
-    if (process.env.DEBUG_SIDECAR) console.log(r, clientLog.records, serverLog.records, refusals);
     assert.equal(r.status, 200);
     assert.equal(r.body, 'hello /hello?x=1 host=helloworld.sample:5000');
     assert.match(lastXfcc, new RegExp(`^By=${id('helloworld')};Hash=[0-9a-f]{64};URI=${id('sleep')}$`));
@@ -185,9 +184,9 @@ describe('sidecar mTLS data path', () => {
 
   test('captured TCP: VIP:3306 through virtualOutbound to the db sidecar over mTLS and back', async () => {
     const vip = vipOf(resources, 'db.sample.svc.cluster.local');
-    const s = net.connect({ host: '127.77.1.4', port: capturePort, localAddress: '127.0.0.1' });
-    await new Promise<void>((r) => s.once('connect', () => r()));
-    captured.set(s.localPort!, { address: vip, port: 3306 });
+    // What iptables REDIRECT would have recorded for this connection.
+    capturedDestination = { address: vip, port: 3306 };
+    const s = net.connect({ host: '127.77.1.4', port: capturePort });
     const payload = Buffer.alloc(200_000, 7);
     let got = 0;
     await new Promise<void>((resolve, reject) => {

@@ -396,7 +396,8 @@ export function createRouter(env: RouterEnv): (req: http.IncomingMessage, res: h
           }, backoff);
           return;
         }
-        if (wanted) x.flags.push('URX');
+        // Envoy prints URX after the flag of the final attempt.
+        if (wanted) queueMicrotask(() => x.flags.push('URX'));
         if (o.kind === 'response') return respond(o);
         finish();
         if (o.kind === 'connect-failure') {
