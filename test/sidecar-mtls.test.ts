@@ -55,7 +55,7 @@ describe('sidecar mTLS data path', () => {
   before(async () => {
     pki = await createTestPki();
     foreign = await createTestPki('foreign root');
-    for (const sa of ['sleep', 'helloworld', 'db', 'imposter']) certs[sa] = await pki.issue({ spiffe: id(sa) });
+    await Promise.all(['sleep', 'helloworld', 'db', 'imposter'].map(async (sa) => (certs[sa] = await pki.issue({ spiffe: id(sa) }))));
     certs.foreign = await foreign.issue({ spiffe: id('sleep') });
 
     backends.push(

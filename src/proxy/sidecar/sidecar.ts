@@ -336,11 +336,13 @@ export function createSidecar(options: SidecarOptions): Sidecar {
     },
     async close() {
       closed = true;
-      await Promise.all(
-        [...bound.values()].map((b) => b.ready.then(() => new Promise<void>((resolve) => (b.server.listening ? b.server.close(() => resolve()) : resolve())))),
-      ).catch(() => {});
+      const closing = [...bound.values()].map((b) =>
+        b.ready.then(() => new Promise<void>((resolve) => (b.server.listening ? b.server.close(() => resolve()) : resolve()))),
+      );
       bound.clear();
+      // net.Server.close waits for open connections; they end here, as Envoy's drain would end them.
       for (const s of sockets) s.destroy();
+      await Promise.all(closing);
       for (const c of clusters.values()) c.close();
       clusters.clear();
       httpServer.close();
