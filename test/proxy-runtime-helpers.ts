@@ -56,7 +56,7 @@ export function buildMesh(httpbinPort: number, extra: { ack1?: Resource[] } = {}
 }
 
 /** What the control plane would serve this node, packed into a snapshot, plus its group key. */
-export function snapshotFor(node: XdsNode, mesh_: ReturnType<typeof buildMesh>, opts: { interception?: 'REDIRECT' | 'NONE' } = {}): { group: string; snapshot: Snapshot; resources: ProxyResources } {
+export function snapshotFor(node: XdsNode, mesh_: Pick<ReturnType<typeof buildMesh>, 'view' | 'vipOf'>, opts: { interception?: 'REDIRECT' | 'NONE'; appHost?: string } = {}): { group: string; snapshot: Snapshot; resources: ProxyResources } {
   const proxy = proxyInfoFromNode(node);
   const resources = generateForProxy({
     view: mesh_.view,
@@ -65,6 +65,7 @@ export function snapshotFor(node: XdsNode, mesh_: ReturnType<typeof buildMesh>, 
     proxy,
     vipOf: mesh_.vipOf,
     ...(opts.interception ? { interception: opts.interception } : {}),
+    ...(opts.appHost ? { appHost: opts.appHost } : {}),
   });
   return { group: proxyGroupKey(proxy), snapshot: toSnapshot(resources), resources };
 }
@@ -122,6 +123,7 @@ export function fakeSidecarFactory(): { factory: (o: SidecarOptions) => Sidecar;
           }))
         : [];
     },
+    listening: async () => new Map(),
     async close() {},
   };
   return {

@@ -11,5 +11,4 @@ export type { XdsState, TypeVersion } from './xds-state.js';
 export { sniRoutesOf, usableEndpoints, gatewayResolver } from './gateway-routes.js';
 export { installCapture, captureRules, removalRules, CaptureError, CAPTURE_OUTPUT_CHAIN, CAPTURE_INBOUND_CHAIN, PROXY_GID } from './capture.js';
 export type { Capture, CaptureOptions } from './capture.js';
-export { loadSidecarFactory } from './sidecar-loader.js';
 export type * from './sidecar-contract.js';

@@ -6,7 +6,7 @@
 import type { AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { Counter, Gauge, Registry } from 'prom-client';
-import { CrossmeshError, systemClock } from '../../shared/index.js';
+import { systemClock } from '../../shared/index.js';
 import type { Clock, Logger } from '../../shared/index.js';
 import { TYPE_URLS, createAdsClient } from '../../xds/index.js';
 import type { AdsClient, AdsClientStatus, BackoffOptions, XdsNode } from '../../xds/index.js';
@@ -23,7 +23,7 @@ import { createLevelLogger } from './level-logger.js';
 import { buildProxyNode, istioProxyType } from './node.js';
 import type { ProxyIdentityInfo } from './node.js';
 import type { ClusterStatus, ProxyXdsState, Sidecar, SidecarCredentials, SidecarFactory, SidecarOptions, SidecarProblem } from './sidecar-contract.js';
-import { loadSidecarFactory } from './sidecar-loader.js';
+import { createSidecar } from '../sidecar/index.js';
 import { createXdsState } from './xds-state.js';
 import type { TypeVersion, XdsState } from './xds-state.js';
 
@@ -42,7 +42,7 @@ export interface ProxyOptions extends ProxyIdentityInfo {
   xdsTls?: { rootsPem: string; serverName?: string };
   /** Where the certificate comes from; without one the proxy runs without credentials (gateway, tests). */
   credentials?: CredentialProvider;
-  /** The sidecar data path; default src/proxy/sidecar's createSidecar when it is part of the build. */
+  /** The sidecar data path; default src/proxy/sidecar's createSidecar (tests pass a fake). */
   createSidecar?: SidecarFactory;
   /** false disables admin and readiness (library use). */
   admin?: { port?: number; host?: string; statusPort?: number | false; statusHost?: string } | false;
@@ -285,8 +285,7 @@ export function createProxy(options: ProxyOptions): Proxy {
         if (options.xdsTls) await first;
       }
       if (!gatewayRole) {
-        const factory = options.createSidecar ?? (await loadSidecarFactory());
-        if (!factory) throw new CrossmeshError('E_PROXY_NO_SIDECAR', 'the sidecar data path (src/proxy/sidecar) is not part of this build; only --role eastwest-gateway can run');
+        const factory = options.createSidecar ?? createSidecar;
         sidecar = factory({
           credentials: () => creds,
           identity: { cluster: options.cluster, namespace: options.namespace, workload: options.podName, network: options.network },
