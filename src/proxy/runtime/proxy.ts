@@ -107,6 +107,8 @@ export function createProxy(options: ProxyOptions): Proxy {
   let unsubscribeRotation: (() => void) | undefined;
   let closed = false;
   let readyWaiters: Array<() => void> = [];
+  // Listener binds the sidecar started and has not finished: not ready until the ports are open.
+  let bindsPending = 0;
 
   const rejections = new Counter({ name: 'crossmesh_proxy_xds_rejections_total', help: 'xDS updates this proxy NACKed.', labelNames: ['type_url'], registers: [registry] });
   const accepted = new Counter({ name: 'crossmesh_proxy_xds_updates_total', help: 'xDS updates this proxy applied.', labelNames: ['type_url'], registers: [registry] });
@@ -137,7 +139,7 @@ export function createProxy(options: ProxyOptions): Proxy {
   });
 
   function isReady(): boolean {
-    return !closed && (options.credentials === undefined || creds !== undefined) && xds !== undefined && xds.initialPushApplied();
+    return !closed && (options.credentials === undefined || creds !== undefined) && xds !== undefined && xds.initialPushApplied() && bindsPending === 0;
   }
   function checkReady(): void {
     if (!isReady() || readyWaiters.length === 0) return;
@@ -169,6 +171,20 @@ export function createProxy(options: ProxyOptions): Proxy {
   function onStateChange(typeUrl: string): void {
     accepted.inc({ type_url: typeUrl });
     if (gatewayRole && xds) resolveSni = gatewayResolver(xds.current());
+    if (typeUrl === TYPE_URLS.listener && sidecar) {
+      bindsPending++;
+      sidecar.listening().then(
+        () => {
+          bindsPending--;
+          checkReady();
+        },
+        (err: unknown) => {
+          bindsPending--;
+          logger.error('sidecar listeners failed to bind', { error: String(err) });
+          checkReady();
+        },
+      );
+    }
     if (typeUrl === TYPE_URLS.nameTable) {
       const table = xds?.nameTable();
       lookup = table ? createNameTableLookup(table) : () => undefined;
