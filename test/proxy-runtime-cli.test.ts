@@ -2,6 +2,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createSnapshotCache } from '../src/controlplane/cache/index.js';
@@ -9,6 +13,8 @@ import { proxyInfoFromNode, proxyGroupKey } from '../src/controlplane/translate/
 import { createProxy } from '../src/proxy/runtime/index.js';
 import type { CredentialProvider } from '../src/proxy/runtime/index.js';
 import { runCli } from './helpers/cli.js';
+import { resolvConfNameservers } from '../src/cli/commands/proxy.js';
+import { syncState } from '../src/cli/commands/proxy-config.js';
 import { createTestPki } from './proxy-certs.js';
 import { eventually, startAds } from './xds-helpers.js';
 import { buildMesh, fakeSidecarFactory, snapshotFor } from './proxy-runtime-helpers.js';
@@ -106,9 +112,12 @@ test('crossmesh proxy as a process: becomes ready from the control plane, SIGTER
   const running = await startAds({ cache, nodeGroup: (node) => proxyGroupKey(proxyInfoFromNode(node)) });
   t.after(() => running.stop());
   const bin = new URL('../../bin/crossmesh.js', import.meta.url).pathname;
+  const dir = await mkdtemp(join(tmpdir(), 'crossmesh-proxy-cli-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const accessLog = join(dir, 'access.log');
   const child = spawn(process.execPath, [bin, 'proxy', '--role', 'eastwest-gateway', '--discovery', running.address, '--cluster', 'ack-2', '--network', 'network2',
     '--namespace', 'istio-system', '--service-account', 'istio-eastwestgateway', '--labels', 'istio=eastwestgateway', '--ip', '127.0.0.1', '--pod', 'ewgw-1',
-    '--admin-port', '0', '--status-port', '0', '--gateway-port', '0', '--locality', 'region-2/zone-b'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CROSSMESH_LOG_FORMAT: 'json' } });
+    '--admin-port', '0', '--status-port', '0', '--gateway-port', '0', '--locality', 'region-2/zone-b', '--access-log', accessLog], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CROSSMESH_LOG_FORMAT: 'json' } });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
@@ -122,7 +131,25 @@ test('crossmesh proxy as a process: becomes ready from the control plane, SIGTER
   const ready = async (): Promise<number> => new Promise((resolve) => http.get(`http://127.0.0.1:${status}/healthz/ready`, (res) => { res.resume(); resolve(res.statusCode ?? 0); }).on('error', () => resolve(0)));
   for (let i = 0; i < 200 && (await ready()) !== 200; i++) await new Promise((r) => setTimeout(r, 10));
   assert.equal(await ready(), 200);
+  // A plaintext connection to the gateway is refused and logged to --access-log.
+  const gatewayPort = /"gateway":"[^"]*:(\d+)"/.exec(stderr)![1];
+  await new Promise<void>((resolve) => {
+    const c = net.connect(Number(gatewayPort), '127.0.0.1', () => c.write('GET / HTTP/1.1\r\n\r\n'));
+    c.on('close', () => resolve());
+    c.on('error', () => undefined);
+  });
   child.kill('SIGTERM');
   assert.equal(await exited, 0, stderr);
   assert.match(stderr, /"msg":"proxy stopped"/);
+  const lines = (await readFile(accessLog, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.equal(lines.length, 1);
+  assert.equal(lines[0]!.response_flags, 'NR');
+});
+
+test('proxy helpers: resolv.conf nameservers; sync state per type', () => {
+  assert.deepEqual(resolvConfNameservers('# c\nnameserver 10.0.0.10\nsearch a.b\nnameserver fe80::1%eth0\nnameserver bogus\n  nameserver 1.1.1.1 \n'), ['10.0.0.10', 'fe80::1%eth0', '1.1.1.1']);
+  assert.equal(syncState(undefined), 'NOT SENT');
+  assert.equal(syncState({ typeUrl: 't', sentVersion: 'v2', ackedVersion: 'v2' }), 'SYNCED');
+  assert.equal(syncState({ typeUrl: 't', sentVersion: 'v2', ackedVersion: 'v1' }), 'STALE');
+  assert.equal(syncState({ typeUrl: 't', sentVersion: 'v2', ackedVersion: 'v1', lastNack: { version: 'v1', message: 'bad' } }), 'NACKED');
 });
