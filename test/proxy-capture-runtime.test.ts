@@ -42,6 +42,14 @@ const server = net.createServer((s) => {
   s.end('captured');
 });
 await new Promise((r) => server.listen(15001, '0.0.0.0', r));
+const inbound = net.createServer((s) => {
+  const r = originalDestination(s);
+  console.log(JSON.stringify({ inbound: r.ok ? { address: r.address, port: r.port, redirected: r.redirected } : r }));
+  s.end('inbound-captured');
+});
+await new Promise((r) => inbound.listen(15006, '0.0.0.0', r));
+const status = net.createServer((s) => s.end('status'));
+await new Promise((r) => status.listen(15021, '0.0.0.0', r));
 process.stdin.on('data', () => {
   const c = net.connect(9, '10.99.0.1');
   c.on('connect', () => { console.log(JSON.stringify({ self: 'connected' })); c.destroy(); });
@@ -65,14 +73,22 @@ const dial = (host, port) => new Promise((res) => { const c = net.connect(port, 
 })();
 `;
 
-test('transparent capture in a network namespace: TCP to 15001 with the original destination, DNS to 15053', { skip: skipReason() }, async () => {
+test('transparent capture in a network namespace: outbound TCP to 15001 and inbound to 15006 with the original destination, DNS to 15053', { skip: skipReason() }, async () => {
   const ns = testPrefix('cap');
+  const peer = testPrefix('peer');
   const etc = `/etc/netns/${ns}`;
   let proxy: ChildProcess | undefined;
   try {
     await run('ip', ['netns', 'add', ns]);
     await run('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
     await run('ip', ['-n', ns, 'addr', 'add', '10.99.0.1/16', 'dev', 'lo']);
+    // A second namespace on a veth pair, to send inbound traffic from outside.
+    await run('ip', ['netns', 'add', peer]);
+    await run('ip', ['-n', ns, 'link', 'add', 'cm0', 'type', 'veth', 'peer', 'name', 'cm1', 'netns', peer]);
+    await run('ip', ['-n', ns, 'addr', 'add', '10.98.0.1/24', 'dev', 'cm0']);
+    await run('ip', ['-n', peer, 'addr', 'add', '10.98.0.2/24', 'dev', 'cm1']);
+    await run('ip', ['-n', ns, 'link', 'set', 'cm0', 'up']);
+    await run('ip', ['-n', peer, 'link', 'set', 'cm1', 'up']);
     await mkdir(etc, { recursive: true });
     await writeFile(`${etc}/resolv.conf`, 'nameserver 10.99.0.53\nsearch default.svc.cluster.local svc.cluster.local cluster.local\noptions timeout:1 attempts:1\n');
 
@@ -102,6 +118,16 @@ test('transparent capture in a network namespace: TCP to 15001 with the original
       { address: '10.99.4.4', port: 8080, redirected: true },
     ]);
 
+    // Inbound: from the other namespace, any port goes to 15006 with its destination recovered; 15021 does not.
+    const inbound = await nodeIn(peer, `
+const net = require('node:net');
+const dial = (port) => new Promise((res) => { const c = net.connect(port, '10.98.0.1'); let d = ''; c.on('data', (b) => d += b); c.on('close', () => res(d)); c.on('error', (e) => res(e.code)); });
+(async () => console.log(JSON.stringify([await dial(8080), await dial(15021)])))();
+`, 10_000);
+    assert.deepEqual(JSON.parse(inbound.stdout), ['inbound-captured', 'status'], inbound.stderr);
+    const inboundSeen = lines.filter((l) => l.startsWith('{"inbound"')).map((l) => (JSON.parse(l) as { inbound: unknown }).inbound);
+    assert.deepEqual(inboundSeen, [{ address: '10.98.0.1', port: 8080, redirected: true }]);
+
     // The proxy's own connections (gid 1337) leave uncaptured: nothing listens on 10.99.0.1:9.
     proxy.stdin!.write('go\n');
     const self = await new Promise<string>((resolve) => {
@@ -124,8 +150,9 @@ test('transparent capture in a network namespace: TCP to 15001 with the original
   } finally {
     proxy?.kill('SIGKILL');
     await run('ip', ['netns', 'del', ns]).catch(() => undefined);
+    await run('ip', ['netns', 'del', peer]).catch(() => undefined);
     await rm(etc, { recursive: true, force: true });
     const { stdout } = await run('ip', ['netns', 'list']);
-    assert.ok(!stdout.includes(ns), 'namespace removed');
+    assert.ok(!stdout.includes(ns) && !stdout.includes(peer), 'namespaces removed');
   }
 });
