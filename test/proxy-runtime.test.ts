@@ -10,6 +10,7 @@ import { createSnapshotCache } from '../src/controlplane/cache/index.js';
 import { proxyInfoFromNode, proxyGroupKey } from '../src/controlplane/translate/index.js';
 import { TYPE_URLS, edsCluster, encodeResource } from '../src/xds/index.js';
 import { createProxy } from '../src/proxy/runtime/index.js';
+import { createDnsProxy } from '../src/proxy/dns/index.js';
 import type { ProxyOptions } from '../src/proxy/runtime/index.js';
 import { eventually, startAds } from './xds-helpers.js';
 import { buildMesh, fakeSidecarFactory, httpRequest, snapshotFor } from './proxy-runtime-helpers.js';
@@ -35,10 +36,14 @@ test('sidecar runtime: full state from the control plane, NACK keeps the last go
   const cache = createSnapshotCache();
   let running = await startAds({ cache, nodeGroup: (node) => proxyGroupKey(proxyInfoFromNode(node)) });
   const { factory, sidecar } = fakeSidecarFactory();
-  const proxy = createProxy({ ...base(running.address), createSidecar: factory });
+  // The resolver from resolv.conf, standing in: it knows one outside name.
+  const upstream = createDnsProxy({ port: 0, lookup: (name) => (name === 'api.example.org' ? { ips: ['192.0.2.10'] } : undefined), upstreams: [] });
+  const upstreamPort = (await upstream.listen()).port;
+  const proxy = createProxy({ ...base(running.address), createSidecar: factory, dns: { port: 0, upstreams: [{ address: '127.0.0.1', port: upstreamPort }] } });
   t.after(async () => {
     await proxy.close();
     running.stop();
+    await upstream.close();
   });
 
   // What the control plane makes for exactly the node this proxy sends.
@@ -73,6 +78,7 @@ test('sidecar runtime: full state from the control plane, NACK keeps the last go
   const vip = m.vips.get('httpbin.default.svc.cluster.local')!;
   assert.deepEqual(await resolver.resolve4('httpbin.default.svc.cluster.local'), [vip]);
   assert.deepEqual(await resolver.resolve4('httpbin.default'), [vip]);
+  assert.deepEqual(await resolver.resolve4('api.example.org'), ['192.0.2.10'], 'other names go to the upstream resolver');
   await assert.rejects(resolver.resolve4('nothing.example.invalid'));
 
   // Admin.
