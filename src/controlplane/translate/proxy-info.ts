@@ -1,4 +1,5 @@
 import type { Locality } from '../../registry/model.js';
+import type { XdsNode } from '../../xds/index.js';
 import { parseLocality } from '../../registry/model.js';
 
 export type ProxyRole = 'sidecar' | 'router';
@@ -19,14 +20,10 @@ export interface ProxyInfo {
   requestedNetworkView: string[];
   /** A gRPC proxyless client (bootstrap metadata GENERATOR=grpc): plaintext, no capture listeners. */
   proxyless: boolean;
-}
-
-/** The xDS node, with metadata already converted from google.protobuf.Struct to plain values. */
-export interface XdsNode {
-  id: string;
-  cluster?: string;
-  metadata?: Record<string, unknown>;
-  locality?: { region?: string; zone?: string; sub_zone?: string };
+  /** REDIRECT: iptables captures traffic; NONE: apps use the sidecar explicitly (Istio's INTERCEPTION_MODE). */
+  interception: 'REDIRECT' | 'NONE';
+  /** Where the sidecar reaches its own app (metadata APP_HOST), default 127.0.0.1. */
+  appHost: string;
 }
 
 /**
@@ -58,6 +55,8 @@ export function proxyInfoFromNode(node: XdsNode): ProxyInfo {
     labels,
     requestedNetworkView: view ? view.split(',').map((s) => s.trim()).filter(Boolean) : [],
     proxyless: str('GENERATOR') === 'grpc',
+    interception: str('INTERCEPTION_MODE') === 'NONE' ? 'NONE' : 'REDIRECT',
+    appHost: str('APP_HOST') ?? '127.0.0.1',
   };
 }
 
