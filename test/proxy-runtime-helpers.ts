@@ -55,8 +55,8 @@ export function buildMesh(httpbinPort: number, extra: { ack1?: Resource[] } = {}
   return { view, vips, vipOf };
 }
 
-/** What the control plane would serve this node, packed into a snapshot, plus its group key. */
-export function snapshotFor(node: XdsNode, mesh_: Pick<ReturnType<typeof buildMesh>, 'view' | 'vipOf'>, opts: { interception?: 'REDIRECT' | 'NONE'; appHost?: string } = {}): { group: string; snapshot: Snapshot; resources: ProxyResources } {
+/** What the control plane would serve this node (interception and app host read from its metadata), packed, plus its group key. */
+export function snapshotFor(node: XdsNode, mesh_: Pick<ReturnType<typeof buildMesh>, 'view' | 'vipOf'>): { group: string; snapshot: Snapshot; resources: ProxyResources } {
   const proxy = proxyInfoFromNode(node);
   const resources = generateForProxy({
     view: mesh_.view,
@@ -64,8 +64,6 @@ export function snapshotFor(node: XdsNode, mesh_: Pick<ReturnType<typeof buildMe
     mesh,
     proxy,
     vipOf: mesh_.vipOf,
-    ...(opts.interception ? { interception: opts.interception } : {}),
-    ...(opts.appHost ? { appHost: opts.appHost } : {}),
   });
   return { group: proxyGroupKey(proxy), snapshot: toSnapshot(resources), resources };
 }

@@ -78,8 +78,8 @@ test('runtime + real sidecar: sleep → helloworld over mTLS from ADS config; pu
     app.close();
   });
   const publish = (m: ReturnType<typeof meshOf>) => {
-    for (const [i, p] of proxies.entries()) {
-      const s = snapshotFor(p.node, m, { interception: 'NONE', ...(i === 1 ? { appHost: APP_HOST } : {}) });
+    for (const p of proxies) {
+      const s = snapshotFor(p.node, m);
       cache.setSnapshot(s.group, s.snapshot);
     }
   };
