@@ -148,7 +148,8 @@ test('crossmesh proxy as a process: becomes ready from the control plane, SIGTER
 
 test('proxy helpers: resolv.conf nameservers; sync state per type', () => {
   assert.deepEqual(resolvConfNameservers('# c\nnameserver 10.0.0.10\nsearch a.b\nnameserver fe80::1%eth0\nnameserver bogus\n  nameserver 1.1.1.1 \n'), ['10.0.0.10', 'fe80::1%eth0', '1.1.1.1']);
-  assert.equal(syncState(undefined), 'NOT SENT');
+  assert.equal(syncState(undefined), 'NOT_SENT');
+  assert.equal(syncState({ typeUrl: 't', sentVersion: 'v2', ackedVersion: 'v2', sync: 'STALE' }), 'STALE', "the control plane's verdict wins");
   assert.equal(syncState({ typeUrl: 't', sentVersion: 'v2', ackedVersion: 'v2' }), 'SYNCED');
   assert.equal(syncState({ typeUrl: 't', sentVersion: 'v2', ackedVersion: 'v1' }), 'STALE');
   assert.equal(syncState({ typeUrl: 't', sentVersion: 'v2', ackedVersion: 'v1', lastNack: { version: 'v1', message: 'bad' } }), 'NACKED');

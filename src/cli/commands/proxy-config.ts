@@ -41,11 +41,24 @@ const dumpOf = (configs: Obj[], suffix: string): Obj => configs.find((c) => Stri
 export function describeCertificate(pemBase64: string | undefined): { subject: string; san: string; notAfter: string; serial: string } | undefined {
   if (!pemBase64) return undefined;
   try {
-    const cert = new X509Certificate(Buffer.from(pemBase64, 'base64'));
-    return { subject: cert.subject.replace(/\n/g, ','), san: cert.subjectAltName ?? '', notAfter: new Date(cert.validTo).toISOString(), serial: cert.serialNumber };
+    // A chain: describe the leaf, the first certificate.
+    const pem = Buffer.from(pemBase64, 'base64').toString('utf8');
+    const first = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(pem)?.[0];
+    if (!first) return undefined;
+    const cert = new X509Certificate(first);
+    // Workload certificates have an empty subject (identity is in the SAN); Node then reports none.
+    return { subject: (cert.subject ?? '').replace(/\n/g, ','), san: cert.subjectAltName ?? '', notAfter: new Date(cert.validTo).toISOString(), serial: cert.serialNumber };
   } catch {
     return undefined;
   }
+}
+
+/** yes: always TLS; auto: TLS to endpoints that match (Istio's tlsMode transport_socket_matches); no. */
+function clusterTls(cluster: Obj | undefined): string {
+  const isTls = (ts: Obj | undefined): boolean => String(ts?.typed_config?.['@type'] ?? ts?.name ?? '').toLowerCase().includes('tls');
+  if (isTls(cluster?.transport_socket)) return 'yes';
+  if ((cluster?.transport_socket_matches ?? []).some((m: Obj) => isTls(m.transport_socket))) return 'auto';
+  return 'no';
 }
 
 async function collect(kind: Kind, url: string): Promise<{ data: unknown; table: () => string }> {
@@ -91,7 +104,7 @@ async function collect(kind: Kind, url: string): Promise<{ data: unknown; table:
       table: () => renderTable(items, [
         { header: 'name', value: (c) => c.cluster?.name },
         { header: 'type', value: (c) => c.cluster?.type ?? 'STATIC' },
-        { header: 'tls', value: (c) => (c.cluster?.transport_socket ? 'yes' : 'no') },
+        { header: 'tls', value: (c) => clusterTls(c.cluster) },
         { header: 'version', value: (c) => c.version_info },
       ]),
     };
@@ -146,12 +159,16 @@ export function registerProxyConfig(program: Command, ctx: CliContext): void {
     });
 }
 
-type TypeStatusLike = { typeUrl: string; sentVersion?: string; ackedVersion?: string; lastNack?: { version: string; message: string } };
+type TypeStatusLike = { typeUrl: string; sentVersion?: string; ackedVersion?: string; lastNack?: { version: string; message: string }; sync?: string };
 const SHORT: Record<string, string> = { Cluster: 'CDS', ClusterLoadAssignment: 'EDS', Listener: 'LDS', RouteConfiguration: 'RDS', NameTable: 'NDS', Secret: 'SDS' };
 
-/** SYNCED when the proxy ACKed what was sent, NACKED when its last answer was a NACK, STALE otherwise. */
+/**
+ * The control plane's own verdict when it gives one (it compares with the current snapshot); otherwise
+ * SYNCED when the proxy ACKed what was sent, NACKED when its last answer was a NACK, STALE in between.
+ */
 export function syncState(t: TypeStatusLike | undefined): string {
-  if (!t || t.sentVersion === undefined) return 'NOT SENT';
+  if (t?.sync) return t.sync;
+  if (!t || t.sentVersion === undefined) return 'NOT_SENT';
   if (t.ackedVersion === t.sentVersion) return 'SYNCED';
   if (t.lastNack && t.lastNack.version !== t.sentVersion) return 'NACKED';
   return 'STALE';
@@ -176,7 +193,7 @@ export function registerProxyStatus(program: Command, ctx: CliContext): void {
         const cell = (k: string) => {
           const t = byShort.get(k);
           const s = syncState(t);
-          return s === 'NOT SENT' ? s : `${s} (${(t!.sentVersion ?? '').slice(0, 12)})`;
+          return s === 'NOT_SENT' ? s : `${s} (${(t!.sentVersion ?? '').slice(0, 12)})`;
         };
         return {
           name: p.node.id,

@@ -3,7 +3,8 @@ import net from 'node:net';
 import os from 'node:os';
 import { resolve as resolvePath } from 'node:path';
 import type { Command } from 'commander';
-import { CrossmeshError, UsageError, createLogger } from '../../shared/index.js';
+import { UsageError, createLogger } from '../../shared/index.js';
+import { createWorkloadIdentity } from '../../ca/index.js';
 import { createProxy, installCapture, parseLocalityText, PROXY_GID } from '../../proxy/runtime/index.js';
 import type { Capture, CredentialProvider, ProxyOptions } from '../../proxy/runtime/index.js';
 import { parseUpstream } from '../../proxy/dns/index.js';
@@ -166,19 +167,6 @@ export function proxyOptionsFromFlags(f: ProxyFlags, cwd: string, readFile: (p: 
   };
 }
 
-/** Loads src/ca's createWorkloadIdentity when it is part of the build (it lands on its own branch). */
-async function workloadIdentity(args: { caAddress: string; caTrustPem: string; identity: string; token: string; logger: ReturnType<typeof createLogger> }): Promise<CredentialProvider> {
-  const specifier = new URL('../../ca/index.js', import.meta.url).href;
-  let mod: { createWorkloadIdentity?: (o: object) => CredentialProvider };
-  try {
-    mod = (await import(specifier)) as typeof mod;
-  } catch (err) {
-    throw new CrossmeshError('E_PROXY_NO_CA', `the mesh CA client (src/ca) is not part of this build: ${(err as Error).message}`);
-  }
-  if (!mod.createWorkloadIdentity) throw new CrossmeshError('E_PROXY_NO_CA', 'src/ca does not export createWorkloadIdentity');
-  return mod.createWorkloadIdentity({ caAddress: args.caAddress, caTrustPem: args.caTrustPem, identity: args.identity, token: args.token, logger: args.logger });
-}
-
 /** `crossmesh proxy …`: runs a sidecar or east-west gateway until SIGTERM/SIGINT, then drains and exits 0. */
 export function registerProxy(program: Command, ctx: CliContext): void {
   program
@@ -234,7 +222,7 @@ export function registerProxy(program: Command, ctx: CliContext): void {
         },
       };
       if (parsed.token !== undefined) {
-        options.credentials = await workloadIdentity({ caAddress: parsed.caAddress, caTrustPem: parsed.caRootPem!, identity: parsed.spiffeId, token: parsed.token, logger });
+        options.credentials = createWorkloadIdentity({ caAddress: parsed.caAddress, caTrustPem: parsed.caRootPem!, identity: parsed.spiffeId, token: parsed.token, logger });
       } else {
         logger.warn('no join token: running without a workload certificate (mTLS is unavailable)');
       }
