@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { UsageError, createLogger } from '../../shared/index.js';
 import { createWorkloadIdentity } from '../../ca/index.js';
 import { createProxy, installCapture, parseLocalityText, PROXY_GID } from '../../proxy/runtime/index.js';
-import type { Capture, CredentialProvider, ProxyOptions } from '../../proxy/runtime/index.js';
+import type { Capture, ProxyOptions } from '../../proxy/runtime/index.js';
 import { parseUpstream } from '../../proxy/dns/index.js';
 import { originalDestination } from '../../proxy/capture/index.js';
 import type { CliContext } from '../context.js';
