@@ -18,9 +18,9 @@ test('crossmesh proxy joins a real control plane with a token over TLS xDS; prox
   await cp.store.apply([
     { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'sample' } },
     service('sample', 'helloworld', 5000),
-    workloadEntry('sample', 'hw-1', '127.81.1.2', { app: 'helloworld' }, 'helloworld'),
+    workloadEntry('sample', 'hw-1', '127.202.1.2', { app: 'helloworld' }, 'helloworld'),
     service('sample', 'sleep', 80),
-    workloadEntry('sample', 'sleep-1', '127.81.1.1', { app: 'sleep' }, 'sleep'),
+    workloadEntry('sample', 'sleep-1', '127.202.1.1', { app: 'sleep' }, 'sleep'),
   ]);
   const tokenFile = join(mesh.dir, 'token');
   const rootFile = join(mesh.dir, 'root.pem');
@@ -31,7 +31,7 @@ test('crossmesh proxy joins a real control plane with a token over TLS xDS; prox
   const child = spawn(
     process.execPath,
     [bin, 'proxy', '--role', 'sidecar', '--discovery', cp.addresses().xdsTls, '--xds-tls', '--ca-address', cp.addresses().xdsTls, '--ca-root', rootFile, '--token-file', tokenFile,
-      '--cluster', 'cluster-1', '--network', 'vpc-1', '--namespace', 'sample', '--service-account', 'sleep', '--labels', 'app=sleep', '--ip', '127.81.1.1', '--pod', 'sleep-1',
+      '--cluster', 'cluster-1', '--network', 'vpc-1', '--namespace', 'sample', '--service-account', 'sleep', '--labels', 'app=sleep', '--ip', '127.202.1.1', '--pod', 'sleep-1',
       '--interception', 'none', '--admin-port', '0', '--status-port', '0', '--dns-port', '0', '--dns-upstream', '127.0.0.1:1'],
     { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CROSSMESH_LOG_FORMAT: 'json' } },
   );
@@ -57,7 +57,7 @@ test('crossmesh proxy joins a real control plane with a token over TLS xDS; prox
 
   const row = await eventually(async () => {
     const r = await runCli(['proxy-status', '--server', cp.addresses().admin]);
-    return r.stdout.split('\n').find((l) => l.startsWith('sidecar~127.81.1.1~sleep-1.sample') && (l.match(/SYNCED/g) ?? []).length === 5);
+    return r.stdout.split('\n').find((l) => l.startsWith('sidecar~127.202.1.1~sleep-1.sample') && (l.match(/SYNCED/g) ?? []).length === 5);
   }, 10_000);
   assert.match(row!, /cluster-1/);
 

@@ -1,7 +1,7 @@
 /**
  * Two proxy processes' cores with the real sidecar data path, configured only over ADS from
  * generateForProxy: sleep's explicit HTTP proxy reaches helloworld's app through helloworld's sidecar over
- * mTLS, and config pushes during traffic fail no request.
+ * mTLS, and config pushes during traffic fail no request. (127.201.x: other worktrees' tests use 127.7x.)
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -19,14 +19,14 @@ import { eventually, startAds } from './xds-helpers.js';
 import { httpRequest, snapshotFor, svc, we } from './proxy-runtime-helpers.js';
 
 const NS = 'sample';
-const APP_HOST = '127.79.2.2';
+const APP_HOST = '127.201.2.2';
 
 function meshOf(extra: Resource[] = []) {
   const registry = buildClusterRegistry({ clusterId: 'ack-1', network: 'network1', locality: 'region-1/zone-a' }, [
     svc(NS, 'helloworld', 5000, 5000),
-    we(NS, 'helloworld-1', '127.79.1.2', { app: 'helloworld' }, 'helloworld'),
+    we(NS, 'helloworld-1', '127.201.1.2', { app: 'helloworld' }, 'helloworld'),
     svc(NS, 'sleep', 80, 80),
-    we(NS, 'sleep-1', '127.79.1.1', { app: 'sleep' }, 'sleep'),
+    we(NS, 'sleep-1', '127.201.1.1', { app: 'sleep' }, 'sleep'),
     ...extra,
   ]);
   const view = aggregate([registry], { localCluster: 'ack-1' });
@@ -36,7 +36,7 @@ function meshOf(extra: Resource[] = []) {
 
 function viaProxy(port: number, url: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.79.1.1', port, path: url, agent: false }, (res) => {
+    const req = http.request({ host: '127.201.1.1', port, path: url, agent: false }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (body += c));
@@ -68,8 +68,8 @@ test('runtime + real sidecar: sleep → helloworld over mTLS from ADS config; pu
     accessLog: (line) => logs.push(JSON.parse(line) as Record<string, unknown>),
   });
   const proxies: Proxy[] = [
-    createProxy({ ...common('sleep', '127.79.1.1'), credentials: await identity('sleep') }),
-    createProxy({ ...common('helloworld', '127.79.1.2'), appHost: APP_HOST, credentials: await identity('helloworld') }),
+    createProxy({ ...common('sleep', '127.201.1.1'), credentials: await identity('sleep') }),
+    createProxy({ ...common('helloworld', '127.201.1.2'), appHost: APP_HOST, credentials: await identity('helloworld') }),
   ];
   t.after(async () => {
     await Promise.all(proxies.map((p) => p.close()));
@@ -112,5 +112,5 @@ test('runtime + real sidecar: sleep → helloworld over mTLS from ADS config; pu
   const outbound = logs.filter((l) => l.upstream_cluster === `outbound|5000||helloworld.${NS}.svc.cluster.local`);
   assert.ok(outbound.length >= 61, `client access log lines: ${outbound.length}`);
   const clusters = (await httpRequest(`http://127.0.0.1:${sleepAddr!.admin!.port}/clusters`)).body;
-  assert.match(clusters, new RegExp(`^outbound\\|5000\\|\\|helloworld\\.${NS}\\.svc\\.cluster\\.local::127\\.79\\.1\\.2:5000::health_flags::healthy$`, 'm'));
+  assert.match(clusters, new RegExp(`^outbound\\|5000\\|\\|helloworld\\.${NS}\\.svc\\.cluster\\.local::127\\.201\\.1\\.2:5000::health_flags::healthy$`, 'm'));
 });
