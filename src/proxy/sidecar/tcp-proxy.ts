@@ -16,7 +16,7 @@ const MAX_CONNECT_ATTEMPTS = 3;
 
 function connectOnce(host: UpstreamHost): Promise<{ socket: UpstreamSocket } | { error: string; transport?: string | undefined }> {
   return new Promise((resolve) => {
-    const s = host.connect();
+    const s = host.connect(true);
     const ok = (): void => {
       s.off('error', bad);
       resolve({ socket: s });

@@ -91,8 +91,11 @@ export class UpstreamHost {
     return h === 'UNKNOWN' || h === 'HEALTHY' || h === 'DEGRADED';
   }
 
-  /** Opens a connection: TCP, or TLS verified against the roots and the SPIFFE IDs this endpoint may present. */
-  connect(): UpstreamSocket {
+  /**
+   * Opens a connection: TCP, or TLS verified against the roots and the SPIFFE IDs this endpoint may present.
+   * `halfOpen` is for tcp_proxy (FIN passes through); HTTP pools must see a peer's FIN as the end.
+   */
+  connect(halfOpen = false): UpstreamSocket {
     const { connectTimeoutMs } = this.limits;
     let sock: UpstreamSocket;
     const t = this.tls;
@@ -129,7 +132,7 @@ export class UpstreamHost {
         }
       });
     } else {
-      sock = net.connect({ host: this.spec.address, port: this.spec.port, allowHalfOpen: true });
+      sock = net.connect({ host: this.spec.address, port: this.spec.port, allowHalfOpen: halfOpen });
       sock.once('connect', () => {
         sock[CONNECTED] = true;
         sock.setTimeout(0);
