@@ -53,7 +53,7 @@ test('crossmesh proxy joins a real control plane with a token over TLS xDS; prox
   assert.match(clusters.stdout, /outbound\|5000\|\|helloworld\.sample\.svc\.cluster\.local\s+EDS\s+(yes|auto)\s/);
   assert.match(clusters.stdout, /BlackHoleCluster\s+STATIC\s+no\s/);
   const endpoints = await runCli(['proxy-config', 'endpoints', `http://${admin}`]);
-  assert.match(endpoints.stdout, /127\.81\.1\.2:5000\s+HEALTHY\s+OK\s+outbound\|5000\|\|helloworld\.sample\.svc\.cluster\.local/);
+  assert.match(endpoints.stdout, /127\.202\.1\.2:5000\s+HEALTHY\s+OK\s+outbound\|5000\|\|helloworld\.sample\.svc\.cluster\.local/);
 
   const row = await eventually(async () => {
     const r = await runCli(['proxy-status', '--server', cp.addresses().admin]);

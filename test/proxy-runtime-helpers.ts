@@ -79,7 +79,7 @@ export function toSnapshot(r: ProxyResources): Snapshot {
   });
 }
 
-/** A stand-in for the sidecar data path: records what it is given; rejects clusters whose name contains `reject`. */
+/** A stand-in for the sidecar data path: records what it is given; rejects clusters named `…reject…`, throws on `…explode…`. */
 export interface FakeSidecar extends Sidecar {
   applied: ProxyXdsState[];
   credentialChanges: number;
@@ -95,6 +95,7 @@ export function fakeSidecarFactory(): { factory: (o: SidecarOptions) => Sidecar;
       this.applied.push(state);
       const problems: SidecarProblem[] = [];
       for (const name of state.clusters.keys()) {
+        if (name.includes('explode')) throw new Error('boom');
         if (name.includes('reject')) problems.push({ typeUrl: TYPE_URLS.cluster, name, message: 'unsupported lb_policy MAGLEV' });
       }
       return { problems };

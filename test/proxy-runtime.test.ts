@@ -118,6 +118,18 @@ test('sidecar runtime: full state from the control plane, NACK keeps the last go
   assert.equal(sidecar.applied.at(-1)!.clusters, goodClusters, 'the sidecar is back on the last good state');
   assert.match((await httpRequest(`${admin}/stats/prometheus`)).body, /crossmesh_proxy_xds_rejections_total\{type_url="type\.googleapis\.com\/envoy\.config\.cluster\.v3\.Cluster"\} 1/);
 
+  // A data path that throws is NACKed the same way, and the last good state is put back.
+  cache.setSnapshot(first.group, first.snapshot.withType(TYPE_URLS.cluster, [
+    ...first.snapshot.get(TYPE_URLS.cluster)!.resources.values(),
+    encodeResource(TYPE_URLS.cluster, edsCluster('outbound|9|explode|x.default.svc.cluster.local')),
+  ]));
+  const nack2 = await eventually('second nack', () => {
+    const n = running.ads.connectedProxies()[0]?.types.find((ty) => ty.typeUrl === TYPE_URLS.cluster)?.lastNack;
+    return n && n.message.includes('boom') ? n : undefined;
+  });
+  assert.match(nack2.message, /data path failed to apply the update: boom/);
+  assert.equal(sidecar.applied.at(-1)!.clusters, goodClusters);
+
   // The control plane goes away: the config stays; it comes back on the same port: the proxy resubscribes.
   const port = running.port;
   running.stop();

@@ -94,7 +94,13 @@ export function createXdsState(options: XdsStateOptions): XdsState {
     <K extends keyof ProxyXdsState>(typeUrl: string, key: K) =>
     (update: ResourceUpdate): void | { reject: string } => {
       const next = { ...state, [key]: update.resources as unknown as ProxyXdsState[K] };
-      const problems = options.validate(next, typeUrl).filter((p) => p.typeUrl === typeUrl);
+      let problems: SidecarProblem[];
+      try {
+        problems = options.validate(next, typeUrl).filter((p) => p.typeUrl === typeUrl);
+      } catch (err) {
+        // A data path that throws has not said what it kept: put the last good state back and NACK.
+        problems = [{ typeUrl, name: '*', message: `data path failed to apply the update: ${(err as Error).message}` }];
+      }
       if (problems.length > 0) {
         const message = problems.map((p) => `${p.name}: ${p.message}`).join('; ');
         rejected.set(typeUrl, { version: update.version, message });
