@@ -141,11 +141,15 @@ export function createProxy(options: ProxyOptions): Proxy {
   function isReady(): boolean {
     return !closed && (options.credentials === undefined || creds !== undefined) && xds !== undefined && xds.initialPushApplied() && bindsPending === 0;
   }
+  let announcedReady = false;
   function checkReady(): void {
-    if (!isReady() || readyWaiters.length === 0) return;
+    if (!isReady()) return;
+    if (!announcedReady) {
+      announcedReady = true;
+      logger.info('proxy ready', { versions: Object.fromEntries([...(xds?.versions() ?? [])].map(([t, v]) => [t.slice(t.lastIndexOf('.') + 1), v.version])) });
+    }
     const waiters = readyWaiters;
     readyWaiters = [];
-    logger.info('proxy ready', { versions: Object.fromEntries([...(xds?.versions() ?? [])].map(([t, v]) => [t.slice(t.lastIndexOf('.') + 1), v.version])) });
     for (const w of waiters) w();
   }
 
