@@ -1,6 +1,6 @@
 import type { Locality } from '../../registry/model.js';
 import type { XdsNode } from '../../xds/index.js';
-import { parseLocality } from '../../registry/model.js';
+import { formatLocality, parseLocality } from '../../registry/model.js';
 
 export type ProxyRole = 'sidecar' | 'router';
 
@@ -60,10 +60,23 @@ export function proxyInfoFromNode(node: XdsNode): ProxyInfo {
   };
 }
 
-/** Proxies that would receive identical resources share one snapshot. */
+/**
+ * Proxies that would receive identical resources share one snapshot. What a sidecar is sent depends only
+ * on where it is (cluster, network, locality), who it is (namespace, labels: they pick its inbound ports
+ * and `sourceLabels` routes) and how it gets traffic; replicas of one workload therefore share a group.
+ * In explicit mode the listeners bind the pod's own address, so each pod is its own group.
+ */
 export function proxyGroupKey(p: ProxyInfo): string {
-  if (p.proxyless) return `grpc~${p.cluster}~${p.network}~${p.namespace}`;
-  if (p.role === 'router') return `router~${p.cluster}~${p.network}~${p.requestedNetworkView.join(',')}`;
-  // Sidecars differ by their own inbound ports and identity, so each gets its own group.
-  return `sidecar~${p.id}`;
+  const where = `${p.cluster}~${p.network}~${formatLocality(p.locality)}`;
+  if (p.proxyless) return `grpc~${where}~${p.namespace}`;
+  if (p.role === 'router') return `router~${where}~${p.requestedNetworkView.join(',')}~${labelsKey(p.labels)}`;
+  const own = p.interception === 'NONE' ? `~${p.ip}` : '';
+  return `sidecar~${where}~${p.namespace}~${labelsKey(p.labels)}~${p.interception}~${p.appHost}${own}`;
+}
+
+function labelsKey(labels: Readonly<Record<string, string>>): string {
+  return Object.keys(labels)
+    .sort()
+    .map((k) => `${k}=${labels[k]}`)
+    .join(',');
 }
