@@ -40,7 +40,7 @@ export interface ProxyOptions extends ProxyIdentityInfo {
   discoveryAddress: string;
   /** TLS to the xDS server trusting the mesh root; the client certificate is the workload's. */
   xdsTls?: { rootsPem: string; serverName?: string };
-  /** Where the certificate comes from; without one the proxy runs without credentials (gateway, tests). */
+  /** Where the certificate comes from (closed with the proxy); without one the proxy runs without credentials. */
   credentials?: CredentialProvider;
   /** The sidecar data path; default src/proxy/sidecar's createSidecar (tests pass a fake). */
   createSidecar?: SidecarFactory;
@@ -301,7 +301,9 @@ export function createProxy(options: ProxyOptions): Proxy {
           }
           checkReady();
         });
-        first.catch((err: unknown) => logger.error('could not obtain a certificate', { error: String(err) }));
+        first.catch((err: unknown) => {
+          if (!closed) logger.error('could not obtain a certificate', { error: String(err) });
+        });
         if (options.xdsTls) await first;
       }
       if (!gatewayRole) {
