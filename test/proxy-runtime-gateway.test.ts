@@ -9,6 +9,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { createSnapshotCache } from '../src/controlplane/cache/index.js';
 import { proxyInfoFromNode, proxyGroupKey } from '../src/controlplane/translate/index.js';
+import { TYPE_URLS, encodeResource } from '../src/xds/index.js';
 import { createProxy } from '../src/proxy/runtime/index.js';
 import type { Proxy, ProxyOptions } from '../src/proxy/runtime/index.js';
 import { createTestPki } from './proxy-certs.js';
@@ -118,8 +119,18 @@ test('gateway runtime: routes control-plane SNIs to EDS endpoints across replica
   const cla = fewer.resources.endpoints.get(SNI) as { endpoints: Array<{ lb_endpoints: Array<{ health_status?: string; endpoint: { address: { socket_address: { address: string } } } }> }> };
   for (const g of cla.endpoints) for (const e of g.lb_endpoints) if (e.endpoint.address.socket_address.address === '127.0.0.2') e.health_status = 'UNHEALTHY';
   cache.setSnapshot(s.group, toSnapshot(fewer.resources));
-  await eventually('EDS update', () => (replicas[0]!.versions().get('type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment')?.version !== s.snapshot.version('type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment') ? true : undefined));
+  await eventually('EDS update', () => (replicas[0]!.versions().get(TYPE_URLS.endpoint)?.version !== s.snapshot.version(TYPE_URLS.endpoint) ? true : undefined));
   for (let n = 0; n < 3; n++) assert.equal(await dial(gw, SNI, pki.rootPem), 'httpbin-2');
+
+  // A listener the passthrough gateway cannot run (server_names without a tcp_proxy) is NACKed; routing goes on.
+  const current = cache.getSnapshot(s.group)!;
+  cache.setSnapshot(s.group, current.withType(TYPE_URLS.listener, [
+    ...current.get(TYPE_URLS.listener)!.resources.values(),
+    encodeResource(TYPE_URLS.listener, { name: 'broken', filter_chains: [{ name: 'no-proxy', filter_chain_match: { server_names: ['outbound_.1_._.x.y.svc.cluster.local'] } }] }),
+  ]));
+  const nack = await eventually('gateway NACK', () => running.ads.connectedProxies().map((p) => p.types.find((ty) => ty.typeUrl === TYPE_URLS.listener)?.lastNack).find(Boolean));
+  assert.match(nack.message, /broken: filter chain no-proxy has server_names but no tcp_proxy cluster/);
+  assert.equal(await dial(gw, SNI, pki.rootPem), 'httpbin-2');
 
   // The gateway's admin shows its EDS with health.
   const clusters = (await httpRequest(`http://127.0.0.1:${started[0]!.admin!.port}/clusters`)).body;
