@@ -153,13 +153,15 @@ export function proxyOptionsFromFlags(f: ProxyFlags, cwd: string, readFile: (p: 
     interception: interception as 'REDIRECT' | 'NONE',
     ...(f.locality ? { locality: parseLocalityText(f.locality) } : {}),
     ...(f.appHost ? { appHost: f.appHost } : {}),
-    admin: { port: adminPort, host: f.adminHost, statusPort },
-    gateway: { port: gatewayPort },
+    // Without capture the proxy shares the host with others (the loopback lab): every listener binds the
+    // workload's own address. With capture it owns its network namespace, so all addresses are its own.
+    admin: { port: adminPort, host: f.adminHost, statusPort, ...(interception === 'NONE' ? { statusHost: f.ip ?? f.adminHost } : {}) },
+    gateway: { port: gatewayPort, ...(interception === 'NONE' && f.ip ? { host: f.ip } : {}) },
     ...(xdsTls && caRootPem ? { xdsTls: { rootsPem: caRootPem } } : {}),
   };
   return {
     options,
-    dns: { port: dnsPort, upstreams },
+    dns: { port: dnsPort, upstreams, ...(interception === 'NONE' && f.ip ? { host: f.ip } : {}) },
     token,
     caRootPem,
     caAddress: caAddress ? `${caAddress.host}:${caAddress.port}` : `${discovery!.host}:15012`,
@@ -215,7 +217,7 @@ export function registerProxy(program: Command, ctx: CliContext): void {
         logger,
         logLevel: (['debug', 'info', 'warn', 'error'].includes(ctx.env.logLevel) ? ctx.env.logLevel : 'info') as ProxyOptions['logLevel'],
         accessLog: (line) => (stream ? stream.write(line + '\n') : ctx.stdout(line + '\n')),
-        dns: parsed.options.role === 'sidecar' ? { port: parsed.dns.port, upstreams: parsed.dns.upstreams } : false,
+        dns: parsed.options.role === 'sidecar' ? { port: parsed.dns.port, upstreams: parsed.dns.upstreams, ...(parsed.dns.host ? { host: parsed.dns.host } : {}) } : false,
         originalDestination: (socket) => {
           const r = originalDestination(socket);
           return r.ok && r.redirected ? { address: r.address, port: r.port } : undefined;
