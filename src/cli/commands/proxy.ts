@@ -223,16 +223,17 @@ export function registerProxy(program: Command, ctx: CliContext): void {
           return r.ok && r.redirected ? { address: r.address, port: r.port } : undefined;
         },
       };
-      if (parsed.token !== undefined) {
-        options.credentials = createWorkloadIdentity({ caAddress: parsed.caAddress, caTrustPem: parsed.caRootPem!, identity: parsed.spiffeId, token: parsed.token, logger });
-      } else {
-        logger.warn('no join token: running without a workload certificate (mTLS is unavailable)');
-      }
+      // Capture first: every socket this process opens from here on (CA, xDS) carries the exempt gid.
       let capture: Capture | undefined;
       if (flags.capture) {
         capture = await installCapture({ proxyGid: PROXY_GID, dnsPort: parsed.dns.port });
         // Our own sockets carry gid 1337 and so escape capture; uid 0 stays, to remove the rules on exit.
         process.setgid?.(PROXY_GID);
+      }
+      if (parsed.token !== undefined) {
+        options.credentials = createWorkloadIdentity({ caAddress: parsed.caAddress, caTrustPem: parsed.caRootPem!, identity: parsed.spiffeId, token: parsed.token, logger });
+      } else {
+        logger.warn('no join token: running without a workload certificate (mTLS is unavailable)');
       }
       const proxy = createProxy(options);
       try {
