@@ -8,6 +8,8 @@ import { registerControlPlane } from './control-plane.js';
 import { registerResources } from './resources.js';
 import { registerRemoteSecret } from './remote-secret.js';
 import { registerLab } from './lab.js';
+import { registerProxy } from './proxy.js';
+import { registerProxyConfig, registerProxyStatus } from './proxy-config.js';
 
 /** Every subcommand registers itself here; the order is the order `--help` lists them in. */
 export const commands: ReadonlyArray<(program: Command, ctx: CliContext) => void> = [
@@ -18,5 +20,8 @@ export const commands: ReadonlyArray<(program: Command, ctx: CliContext) => void
   registerControlPlane,
   registerResources,
   registerRemoteSecret,
+  registerProxy,
+  registerProxyConfig,
+  registerProxyStatus,
   registerLab,
 ];

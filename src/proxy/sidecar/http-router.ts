@@ -1,0 +1,576 @@
+/**
+ * The HTTP connection manager's request path: virtual host and route selection, fault injection, direct
+ * responses and redirects, weighted clusters, retries with per-try and global timeouts, mirroring, header
+ * rewriting, and one access-log record plus Istio metrics per request. Local replies carry Envoy's
+ * response flags (NR, UH, UF, URX, UT, UO, UC, FI, DI, NC).
+ */
+import http from 'node:http';
+import { randomUUID } from 'node:crypto';
+import type { Clock } from '../../shared/clock.js';
+import type { AccessLogRecord, MeshMetrics, RequestLabels } from '../telemetry/index.js';
+import { formatAddress } from '../telemetry/index.js';
+import { CONNECTED, PEER_ID, REQUESTS, TRANSPORT_FAILURE, hash32 } from '../upstream/index.js';
+import type { ClusterRuntime, UpstreamHost, UpstreamSocket } from '../upstream/index.js';
+import type { CompiledRoute, HeaderOps, RetryPolicy, RouteTable } from './compile-routes.js';
+import { selectVirtualHost } from './compile-routes.js';
+import type { HttpChainFilter } from './compile-listeners.js';
+
+/** What the router knows about the downstream connection a request came on. */
+export interface DownstreamInfo {
+  chain: HttpChainFilter;
+  inbound: boolean;
+  tls: boolean;
+  peerId?: string | undefined;
+  peerCertHash?: string | undefined;
+  requestedServerName?: string | undefined;
+  localAddress: string | null;
+  remoteAddress: string | null;
+  remoteIp: string;
+  originalDst?: { address: string; port: number } | undefined;
+}
+
+/** The sidecar-wide things a request needs. */
+export interface RouterEnv {
+  routeTable(name: string): RouteTable | undefined;
+  cluster(name: string): ClusterRuntime | undefined;
+  clock: Clock;
+  log?: ((r: AccessLogRecord) => void) | undefined;
+  metrics?: MeshMetrics | undefined;
+  identity: { cluster: string; namespace: string; workload: string; network: string };
+  spiffeId(): string | undefined;
+}
+
+/** Request bodies up to this size are buffered so that retries and mirrors can replay them. */
+const MAX_REPLAY_BODY = 64 * 1024;
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authorization', 'proxy-authenticate']);
+
+type Outcome =
+  | { kind: 'response'; res: http.IncomingMessage; host: UpstreamHost; peerId?: string | undefined; done: () => void }
+  | { kind: 'connect-failure'; reason: string; transport?: string | undefined }
+  | { kind: 'reset' }
+  | { kind: 'stale' }
+  | { kind: 'timeout' };
+
+interface Exchange {
+  start: number;
+  startWall: number;
+  method: string;
+  path: string;
+  authority: string;
+  flags: string[];
+  route?: CompiledRoute;
+  clusterName?: string;
+  host?: UpstreamHost;
+  peerId?: string | undefined;
+  upstreamLocal?: string | null;
+  failureReason?: string;
+  requestId: string;
+  bytesIn: number;
+  bytesOut: number;
+  status: number;
+}
+
+export function createRouter(env: RouterEnv): (req: http.IncomingMessage, res: http.ServerResponse, down: DownstreamInfo) => void {
+  function logExchange(x: Exchange, req: http.IncomingMessage, down: DownstreamInfo): void {
+    const duration = env.clock.now() - x.start;
+    const flags = x.flags.length ? [...new Set(x.flags)].join(',') : '-';
+    if (env.log) {
+      env.log({
+        start_time: new Date(x.startWall).toISOString(),
+        method: x.method,
+        path: x.path,
+        protocol: 'HTTP/1.1',
+        response_code: x.status,
+        response_flags: flags,
+        bytes_received: x.bytesIn,
+        bytes_sent: x.bytesOut,
+        duration,
+        upstream_host: x.host ? formatAddress(x.host.address, x.host.port) : null,
+        upstream_cluster: x.clusterName ?? null,
+        upstream_local_address: x.upstreamLocal ?? null,
+        downstream_local_address: down.localAddress,
+        downstream_remote_address: down.remoteAddress,
+        requested_server_name: down.requestedServerName ?? null,
+        authority: x.authority || null,
+        user_agent: (req.headers['user-agent'] as string | undefined) ?? null,
+        request_id: x.requestId,
+        route_name: x.route?.name || null,
+        upstream_transport_failure_reason: x.failureReason ?? null,
+      });
+    }
+    if (env.metrics) env.metrics.recordRequest(labels(x, down, flags), { durationMs: duration, requestBytes: x.bytesIn, responseBytes: x.bytesOut });
+  }
+
+  function labels(x: Exchange, down: DownstreamInfo, flags: string): RequestLabels {
+    const me = env.identity;
+    const svc = x.clusterName ? env.cluster(x.clusterName)?.settings.service : undefined;
+    const wl = x.host?.spec.workload?.split(';');
+    const peerNs = down.peerId?.split('/ns/')[1]?.split('/')[0];
+    if (down.inbound) {
+      return {
+        reporter: 'destination',
+        source_principal: down.peerId ?? 'unknown',
+        source_workload_namespace: peerNs ?? 'unknown',
+        destination_workload: me.workload,
+        destination_workload_namespace: me.namespace,
+        destination_principal: env.spiffeId() ?? 'unknown',
+        destination_cluster: me.cluster,
+        request_protocol: 'http',
+        response_code: x.status,
+        response_flags: flags,
+        connection_security_policy: down.tls ? 'mutual_tls' : 'none',
+      };
+    }
+    return {
+      reporter: 'source',
+      source_workload: me.workload,
+      source_workload_namespace: me.namespace,
+      source_principal: env.spiffeId() ?? 'unknown',
+      source_cluster: me.cluster,
+      destination_service: svc?.host ?? 'unknown',
+      destination_service_name: svc?.name ?? 'unknown',
+      destination_service_namespace: svc?.namespace ?? 'unknown',
+      destination_workload: wl?.[0] || 'unknown',
+      destination_workload_namespace: wl?.[1] || 'unknown',
+      destination_principal: x.peerId ?? 'unknown',
+      destination_cluster: x.host?.spec.cluster ?? 'unknown',
+      request_protocol: 'http',
+      response_code: x.status,
+      response_flags: flags,
+      connection_security_policy: 'unknown',
+    };
+  }
+
+  function localReply(x: Exchange, res: http.ServerResponse, status: number, flag: string | undefined, body: string, extra?: Record<string, string>): void {
+    if (flag) x.flags.push(flag);
+    x.status = status;
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    const buf = Buffer.from(body);
+    x.bytesOut = buf.length;
+    res.writeHead(status, { 'content-type': 'text/plain', 'content-length': buf.length, server: 'envoy', ...extra });
+    res.end(buf);
+  }
+
+  return function handle(req, res, down) {
+    const now = env.clock.now();
+    const url = req.url ?? '/';
+    let authority: string;
+    let pathAndQuery: string;
+    if (url.charCodeAt(0) === 47 /* / */) {
+      authority = (req.headers.host ?? '').toLowerCase();
+      pathAndQuery = url;
+    } else {
+      // Absolute form (explicit proxy): the URL's authority wins over Host, as Envoy's allow_absolute_url.
+      const m = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)(.*)$/i.exec(url);
+      if (!m) {
+        res.writeHead(400, { 'content-length': 0, connection: 'close' }).end();
+        return;
+      }
+      authority = m[1]!.toLowerCase();
+      pathAndQuery = m[2] || '/';
+    }
+    const x: Exchange = {
+      start: now,
+      startWall: Date.now(),
+      method: req.method ?? 'GET',
+      path: pathAndQuery,
+      authority,
+      flags: [],
+      requestId: (req.headers['x-request-id'] as string | undefined) ?? randomUUID(),
+      bytesIn: 0,
+      bytesOut: 0,
+      status: 0,
+    };
+    res.once('close', () => {
+      if (!res.writableFinished) x.flags.push('DC');
+      logExchange(x, req, down);
+    });
+
+    const table = down.chain.inline ?? (down.chain.rds !== undefined ? env.routeTable(down.chain.rds) : undefined);
+    const vh = table ? selectVirtualHost(table, authority) : undefined;
+    const q = pathAndQuery.indexOf('?');
+    const path = q < 0 ? pathAndQuery : pathAndQuery.slice(0, q);
+    const route = vh ? matchRoute(vh.routes, req, path, q < 0 ? '' : pathAndQuery.slice(q + 1), authority) : undefined;
+    if (!vh || !route) return localReply(x, res, 404, 'NR', '');
+    x.route = route;
+
+    const proceed = (): void => {
+      const action = route.action;
+      if (action.type === 'direct') return localReply(x, res, action.status, undefined, action.body);
+      if (action.type === 'redirect') {
+        const location = `${action.scheme ?? (down.tls ? 'https' : 'http')}://${action.host ?? authority}${action.path ?? pathAndQuery}`;
+        return localReply(x, res, action.status, undefined, '', { location });
+      }
+      let clusterName = action.cluster;
+      let targetOps: { requestOps?: HeaderOps | undefined; responseOps?: HeaderOps | undefined } | undefined;
+      if (action.weighted) {
+        let r = Math.random() * action.totalWeight;
+        for (const w of action.weighted) {
+          if ((r -= w.weight) < 0 || w === action.weighted[action.weighted.length - 1]) {
+            clusterName = w.name;
+            targetOps = w;
+            break;
+          }
+        }
+      }
+      x.clusterName = clusterName!;
+      const cluster = env.cluster(clusterName!);
+      if (!cluster) return localReply(x, res, 503, 'NC', 'no cluster found');
+
+      // Upstream request headers: the client's minus hop-by-hop, then Envoy's own, then the route's ops.
+      const headers: http.OutgoingHttpHeaders = {};
+      const raw = req.rawHeaders;
+      for (let i = 0; i < raw.length; i += 2) {
+        const k = raw[i]!.toLowerCase();
+        if (HOP_BY_HOP.has(k) || k === 'host') continue;
+        const prev = headers[k];
+        headers[k] = prev === undefined ? raw[i + 1]! : `${prev as string}, ${raw[i + 1]!}`;
+      }
+      headers.host = action.hostRewrite ?? authority;
+      headers['x-request-id'] = x.requestId;
+      headers['x-forwarded-proto'] = down.tls ? 'https' : 'http';
+      if (down.inbound && down.chain.xfcc && down.peerId) {
+        const me = env.spiffeId();
+        const entry = `${me ? `By=${me};` : ''}Hash=${down.peerCertHash ?? ''};URI=${down.peerId}`;
+        const prev = headers['x-forwarded-client-cert'];
+        headers['x-forwarded-client-cert'] = prev ? `${prev as string},${entry}` : entry;
+      }
+      applyOps(headers, vh.requestOps);
+      applyOps(headers, route.requestOps);
+      if (targetOps?.requestOps) applyOps(headers, targetOps.requestOps);
+      let upstreamPath = pathAndQuery;
+      if (action.prefixRewrite !== undefined && route.kind !== 'regex') {
+        const matched = route.kind === 'path' ? path.length : route.value.length;
+        upstreamPath = action.prefixRewrite + pathAndQuery.slice(matched);
+        if (upstreamPath.charCodeAt(0) !== 47) upstreamPath = '/' + upstreamPath;
+      }
+      let hash: number | undefined;
+      for (const hp of action.hash) {
+        const v = hashKey(hp, req, down, pathAndQuery, q);
+        if (v !== undefined) {
+          hash = hash32(v);
+          break;
+        }
+      }
+
+      const cl = req.headers['content-length'];
+      const chunked = req.headers['transfer-encoding'] !== undefined;
+      const len = cl === undefined ? 0 : Number(cl);
+      const run = (body: Buffer | undefined, stream: boolean): void => {
+        for (const m of action.mirrors) if (!stream && Math.random() < m.fraction) mirror(m.cluster, req.method!, upstreamPath, headers, body);
+        forward(x, req, res, down, cluster, route, action.retry, action.timeoutMs, headers, upstreamPath, body, stream, hash, [vh.responseOps, route.responseOps, targetOps?.responseOps], vh.includeAttemptCount);
+      };
+      if (!chunked && len === 0) run(undefined, false);
+      else if (!chunked && len <= MAX_REPLAY_BODY) {
+        const chunks: Buffer[] = [];
+        req.on('data', (c: Buffer) => chunks.push(c));
+        req.once('end', () => {
+          const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+          x.bytesIn = body.length;
+          run(body, false);
+        });
+      } else {
+        req.on('data', (c: Buffer) => (x.bytesIn += c.length));
+        run(undefined, true);
+      }
+    };
+
+    const fault = down.chain.fault ? route.fault : undefined;
+    if (fault) {
+      const abort = (): void => {
+        if (fault.abortStatus && Math.random() < fault.abortFraction) return localReply(x, res, fault.abortStatus, 'FI', 'fault filter abort');
+        proceed();
+      };
+      if (fault.delayMs > 0 && Math.random() < fault.delayFraction) {
+        x.flags.push('DI');
+        const t = env.clock.setTimeout(abort, fault.delayMs);
+        res.once('close', () => t.cancel());
+        return;
+      }
+      return abort();
+    }
+    proceed();
+  };
+
+  function mirror(clusterName: string, method: string, path: string, headers: http.OutgoingHttpHeaders, body: Buffer | undefined): void {
+    const cluster = env.cluster(clusterName);
+    const host = cluster?.pick();
+    if (!host) return;
+    const h = { ...headers, host: `${String(headers.host).replace(/(:\d+)?$/, '-shadow$1')}` };
+    const r = http.request({ agent: host.httpAgent(), host: host.address, port: host.port, method, path, headers: h, setHost: false });
+    r.on('response', (m) => m.resume());
+    r.on('error', () => {});
+    r.end(body);
+  }
+
+  function forward(
+    x: Exchange,
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    down: DownstreamInfo,
+    cluster: ClusterRuntime,
+    route: CompiledRoute,
+    retry: RetryPolicy | undefined,
+    timeoutMs: number,
+    headers: http.OutgoingHttpHeaders,
+    path: string,
+    body: Buffer | undefined,
+    stream: boolean,
+    hash: number | undefined,
+    responseOps: Array<HeaderOps | undefined>,
+    attemptCount: boolean,
+  ): void {
+    const s = cluster.settings;
+    let retries = 0;
+    let staleRetried = false;
+    let finished = false;
+    let current: http.ClientRequest | undefined;
+    const tried = retry?.previousHosts ? new Set<UpstreamHost>() : undefined;
+    let globalTimer: { cancel(): void } | undefined;
+    const finish = (): void => {
+      finished = true;
+      globalTimer?.cancel();
+    };
+    if (timeoutMs > 0) {
+      globalTimer = env.clock.setTimeout(() => {
+        if (finished) return;
+        finish();
+        current?.destroy();
+        localReply(x, res, 504, 'UT', 'upstream request timeout');
+      }, timeoutMs);
+    }
+    res.once('close', () => {
+      if (!finished) {
+        finish();
+        current?.destroy();
+      }
+    });
+
+    const attempt = (): void => {
+      if (finished) return;
+      if (cluster.active >= s.maxRequests || cluster.active >= s.maxConnections + s.maxPendingRequests) {
+        finish();
+        return localReply(x, res, 503, 'UO', 'upstream connect error or disconnect/reset before headers. reset reason: overflow');
+      }
+      const host =
+        s.type === 'ORIGINAL_DST'
+          ? down.originalDst && cluster.originalDestination(down.originalDst.address, down.originalDst.port)
+          : cluster.pick({ hash, exclude: tried, attempts: retry?.hostSelectionAttempts ?? 1 });
+      if (!host) {
+        finish();
+        return localReply(x, res, 503, 'UH', 'no healthy upstream');
+      }
+      tried?.add(host);
+      x.host = host;
+      if (attemptCount) headers['x-envoy-attempt-count'] = String(retries + 1);
+      once(host, (o) => {
+        if (finished) {
+          if (o.kind === 'response') {
+            o.res.resume();
+            o.done();
+          }
+          return;
+        }
+        if (o.kind === 'stale' && !staleRetried && !stream) {
+          // A pooled connection the upstream had already closed: not the endpoint's fault, try a fresh one.
+          staleRetried = true;
+          return attempt();
+        }
+        const status = o.kind === 'response' ? o.res.statusCode ?? 0 : 0;
+        cluster.report(host, o.kind === 'response' ? (status >= 500 ? (status >= 502 && status <= 504 ? 'error-gateway' : 'error-5xx') : 'success') : 'local-failure');
+        const wanted = retry !== undefined && !stream && retriable(retry, o, status);
+        if (wanted && retries < retry!.numRetries && cluster.retriesActive < s.maxRetries) {
+          retries++;
+          if (o.kind === 'response') {
+            o.res.resume();
+            o.done();
+          }
+          cluster.retriesActive++;
+          const backoff = Math.random() * Math.min(25 * 2 ** (retries - 1), 250);
+          env.clock.setTimeout(() => {
+            cluster.retriesActive--;
+            attempt();
+          }, backoff);
+          return;
+        }
+        // Envoy prints URX after the flag of the final attempt.
+        if (wanted) queueMicrotask(() => x.flags.push('URX'));
+        if (o.kind === 'response') return respond(o);
+        finish();
+        if (o.kind === 'connect-failure') {
+          x.failureReason = o.transport;
+          return localReply(x, res, 503, 'UF', `upstream connect error or disconnect/reset before headers. reset reason: connection failure${o.transport ? `, transport failure reason: ${o.transport}` : ''}`);
+        }
+        if (o.kind === 'timeout') return localReply(x, res, 504, 'UT', 'upstream request timeout');
+        return localReply(x, res, 503, 'UC', 'upstream connect error or disconnect/reset before headers. reset reason: connection termination');
+      });
+    };
+
+    const respond = (o: Extract<Outcome, { kind: 'response' }>): void => {
+      const up = o.res;
+      x.peerId = o.peerId;
+      x.status = up.statusCode ?? 502;
+      const out: http.OutgoingHttpHeaders = {};
+      const raw = up.rawHeaders;
+      for (let i = 0; i < raw.length; i += 2) {
+        const k = raw[i]!.toLowerCase();
+        if (HOP_BY_HOP.has(k)) continue;
+        const prev = out[k];
+        if (prev === undefined) out[k] = raw[i + 1]!;
+        else if (Array.isArray(prev)) prev.push(raw[i + 1]!);
+        else out[k] = [prev as string, raw[i + 1]!];
+      }
+      for (const ops of responseOps) if (ops) applyOps(out, ops);
+      res.writeHead(x.status, out);
+      up.on('data', (c: Buffer) => (x.bytesOut += c.length));
+      up.pipe(res);
+      up.once('end', () => {
+        finish();
+        o.done();
+      });
+      up.once('error', () => res.destroy());
+      up.once('close', () => {
+        if (!up.complete) {
+          x.flags.push('UPE');
+          res.destroy();
+        }
+        o.done();
+      });
+    };
+
+    const once = (host: UpstreamHost, cb: (o: Outcome) => void): void => {
+      let settled = false;
+      let released = false;
+      host.active++;
+      cluster.active++;
+      const release = (): void => {
+        if (released) return;
+        released = true;
+        host.active--;
+        cluster.active--;
+      };
+      const settle = (o: Outcome): void => {
+        if (settled) return;
+        settled = true;
+        perTry?.cancel();
+        if (o.kind !== 'response') release();
+        cb(o);
+      };
+      let sock: UpstreamSocket | undefined;
+      let reused = false;
+      const upReq = http.request({ agent: host.httpAgent(), host: host.address, port: host.port, method: req.method, path, headers, setHost: false });
+      current = upReq;
+      const perTry = retry && retry.perTryTimeoutMs > 0 ? env.clock.setTimeout(() => {
+        upReq.destroy();
+        settle({ kind: 'timeout' });
+      }, retry.perTryTimeoutMs) : undefined;
+      upReq.once('socket', (s: UpstreamSocket) => {
+        sock = s;
+        const n = (s[REQUESTS] ?? 0) + 1;
+        s[REQUESTS] = n;
+        reused = n > 1;
+        if (s[CONNECTED]) x.upstreamLocal = formatAddress(s.localAddress, s.localPort);
+        else s.once('connect', () => (x.upstreamLocal = formatAddress(s.localAddress, s.localPort)));
+      });
+      upReq.once('response', (r) => settle({ kind: 'response', res: r, host, peerId: sock?.[PEER_ID], done: release }));
+      upReq.on('error', (err: NodeJS.ErrnoException) => {
+        if (settled) return;
+        if (!sock || !sock[CONNECTED]) settle({ kind: 'connect-failure', reason: err.message, transport: sock?.[TRANSPORT_FAILURE] });
+        else if (reused && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) settle({ kind: 'stale' });
+        else settle({ kind: 'reset' });
+      });
+      if (stream) req.pipe(upReq);
+      else upReq.end(body);
+    };
+
+    attempt();
+  }
+}
+
+function retriable(p: RetryPolicy, o: Outcome, status: number): boolean {
+  switch (o.kind) {
+    case 'connect-failure':
+      return p.connectFailure || p.on5xx || p.gatewayError;
+    case 'reset':
+    case 'stale':
+      return p.reset || p.on5xx;
+    case 'timeout':
+      return p.on5xx || p.gatewayError;
+    case 'response':
+      if (status >= 500 && p.on5xx) return true;
+      if ((status === 502 || status === 503 || status === 504) && p.gatewayError) return true;
+      if (status === 409 && p.retriable4xx) return true;
+      return p.retriableCodes.has(status);
+  }
+}
+
+function applyOps(h: http.OutgoingHttpHeaders, ops: HeaderOps): void {
+  for (const r of ops.remove) delete h[r];
+  for (const a of ops.add) {
+    const prev = h[a.key];
+    if (a.append && prev !== undefined) h[a.key] = Array.isArray(prev) ? [...prev, a.value] : `${prev as string},${a.value}`;
+    else h[a.key] = a.value;
+  }
+}
+
+function headerValue(req: http.IncomingMessage, name: string, path: string, authority: string): string | undefined {
+  if (name.charCodeAt(0) === 58 /* : */) {
+    if (name === ':method') return req.method;
+    if (name === ':authority') return authority;
+    if (name === ':path') return path;
+    if (name === ':scheme') return 'http';
+  }
+  const v = req.headers[name];
+  return Array.isArray(v) ? v.join(',') : v;
+}
+
+/** First route that matches, in order, as Envoy evaluates them. */
+export function matchRoute(routes: readonly CompiledRoute[], req: http.IncomingMessage, path: string, query: string, authority: string): CompiledRoute | undefined {
+  let params: URLSearchParams | undefined;
+  outer: for (const r of routes) {
+    const p = r.caseSensitive ? path : path.toLowerCase();
+    if (r.kind === 'prefix') {
+      if (!p.startsWith(r.value)) continue;
+    } else if (r.kind === 'path') {
+      if (p !== r.value) continue;
+    } else if (!r.regex || !r.regex.test(path)) continue;
+    for (const h of r.headers) {
+      const v = headerValue(req, h.name, path, authority);
+      const ok = h.present !== undefined ? (v !== undefined) === h.present : v !== undefined && (h.match ? h.match(v) : true);
+      if (ok === h.invert) continue outer;
+    }
+    for (const qm of r.query) {
+      params ??= new URLSearchParams(query);
+      const v = params.get(qm.name);
+      const ok = qm.present !== undefined ? (v !== null) === qm.present : v !== null && (qm.match ? qm.match(v) : true);
+      if (!ok) continue outer;
+    }
+    return r;
+  }
+  return undefined;
+}
+
+function hashKey(hp: CompiledRoute['action'] extends infer A ? (A extends { hash: Array<infer H> } ? H : never) : never, req: http.IncomingMessage, down: DownstreamInfo, pathAndQuery: string, q: number): string | undefined {
+  switch (hp.kind) {
+    case 'header': {
+      const v = req.headers[hp.name];
+      return Array.isArray(v) ? v.join(',') : v;
+    }
+    case 'cookie': {
+      const c = req.headers.cookie;
+      if (!c) return undefined;
+      for (const part of c.split(';')) {
+        const eq = part.indexOf('=');
+        if (eq > 0 && part.slice(0, eq).trim() === hp.name) return part.slice(eq + 1).trim();
+      }
+      return undefined;
+    }
+    case 'source-ip':
+      return down.remoteIp;
+    case 'query':
+      return q < 0 ? undefined : new URLSearchParams(pathAndQuery.slice(q + 1)).get(hp.name) ?? undefined;
+  }
+}

@@ -1,0 +1,357 @@
+/**
+ * createSidecar: wires the compiled xDS config to sockets. Binds the listeners the config asks for, picks a
+ * filter chain per connection (after the original-destination hand-off for captured traffic), terminates
+ * mTLS where the chain says so, and hands the connection to the HTTP router or the TCP proxy. Config and
+ * credentials are read per connection/request, so updates never touch live connections.
+ */
+import http from 'node:http';
+import net from 'node:net';
+import tls from 'node:tls';
+import { systemClock } from '../../shared/clock.js';
+import { silentLogger } from '../../shared/log.js';
+import { peekClientHello } from '../tls/index.js';
+import { formatAddress } from '../telemetry/index.js';
+import { ClusterRuntime, uriSans } from '../upstream/index.js';
+import type { SecureContextSource } from '../upstream/index.js';
+import { compileState, EMPTY_CONFIG } from './config.js';
+import type { CompiledConfig } from './config.js';
+import { selectChain } from './compile-listeners.js';
+import type { CompiledChain, CompiledListener } from './compile-listeners.js';
+import { createRouter } from './http-router.js';
+import type { DownstreamInfo, RouterEnv } from './http-router.js';
+import { proxyTcp } from './tcp-proxy.js';
+import type { ClusterStatus, Sidecar, SidecarOptions } from './types.js';
+
+const DOWN = Symbol('crossmesh.downstream');
+type TaggedSocket = net.Socket & { [DOWN]?: DownstreamInfo };
+const INSPECT_TIMEOUT_MS = 5_000;
+const HANDSHAKE_TIMEOUT_MS = 10_000;
+const HTTP_METHOD = /^[A-Z]{3,10} [^ ]+ HTTP\/1\.[01]\r?$/;
+
+interface BoundListener {
+  address: string;
+  port: number;
+  server: net.Server;
+  ready: Promise<void>;
+}
+
+export function createSidecar(options: SidecarOptions): Sidecar {
+  const clock = options.clock ?? systemClock;
+  const logger = options.logger ?? silentLogger;
+  let config: CompiledConfig = EMPTY_CONFIG;
+  const clusters = new Map<string, ClusterRuntime>();
+  const bound = new Map<string, BoundListener>();
+  const sockets = new Set<net.Socket>();
+  let closed = false;
+
+  let cachedContext: tls.SecureContext | undefined;
+  let cachedFor: object | undefined;
+  const contexts: SecureContextSource = {
+    current() {
+      const creds = options.credentials();
+      if (!creds) return undefined;
+      if (cachedFor !== creds || !cachedContext) {
+        cachedContext = tls.createSecureContext({ cert: creds.certChainPem, key: creds.keyPem, ca: creds.rootsPem });
+        cachedFor = creds;
+      }
+      return cachedContext;
+    },
+  };
+
+  const env: RouterEnv = {
+    routeTable: (name) => config.routes.get(name),
+    cluster: (name) => clusters.get(name),
+    clock,
+    log: options.accessLog,
+    metrics: options.metrics,
+    identity: options.identity,
+    spiffeId: () => options.credentials()?.spiffeId,
+  };
+  const route = createRouter(env);
+  const httpServer = http.createServer({ keepAliveTimeout: 60_000, requestTimeout: 0, headersTimeout: 60_000 }, (req, res) => {
+    const info = (req.socket as TaggedSocket)[DOWN];
+    if (!info) {
+      res.destroy();
+      return;
+    }
+    route(req, res, info);
+  });
+  httpServer.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => {
+    const info = (socket as TaggedSocket)[DOWN];
+    if (socket.writable && err.code !== 'ECONNRESET') {
+      socket.end('HTTP/1.1 400 Bad Request\r\ncontent-length: 11\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\nBad Request');
+      options.accessLog?.(refusal(info, 400, 'DPE'));
+    }
+    socket.destroy();
+  });
+
+  function refusal(info: DownstreamInfo | undefined, code: number, flag: string, reason?: string): Parameters<NonNullable<SidecarOptions['accessLog']>>[0] {
+    return {
+      start_time: new Date().toISOString(),
+      method: null,
+      path: null,
+      protocol: code ? 'HTTP/1.1' : null,
+      response_code: code,
+      response_flags: flag,
+      bytes_received: 0,
+      bytes_sent: 0,
+      duration: 0,
+      upstream_host: null,
+      upstream_cluster: null,
+      upstream_local_address: null,
+      downstream_local_address: info?.localAddress ?? null,
+      downstream_remote_address: info?.remoteAddress ?? null,
+      requested_server_name: info?.requestedServerName ?? null,
+      authority: null,
+      user_agent: null,
+      request_id: null,
+      route_name: null,
+      upstream_transport_failure_reason: reason ?? null,
+    };
+  }
+
+  function findHandOff(dest: { address: string; port: number }, from: CompiledListener): CompiledListener | undefined {
+    const exact = config.listeners.get(`${dest.address}_${dest.port}`);
+    if (exact && exact !== from) return exact;
+    const wildcard = config.listeners.get(`0.0.0.0_${dest.port}`);
+    return wildcard && wildcard !== from ? wildcard : undefined;
+  }
+
+  function onConnection(name: string, socket: net.Socket): void {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    let listener = config.listeners.get(name);
+    if (!listener) {
+      socket.destroy();
+      return;
+    }
+    let originalDst: { address: string; port: number } | undefined;
+    if (listener.useOriginalDst) {
+      originalDst = options.originalDestination?.(socket);
+      if (originalDst && !listener.inbound) listener = findHandOff(originalDst, listener) ?? listener;
+    }
+    const dest = originalDst ?? { address: socket.localAddress ?? '', port: socket.localPort ?? 0 };
+    const info: DownstreamInfo = {
+      chain: undefined as never,
+      inbound: listener.inbound,
+      tls: false,
+      localAddress: formatAddress(dest.address, dest.port),
+      remoteAddress: formatAddress(socket.remoteAddress, socket.remotePort),
+      remoteIp: (socket.remoteAddress ?? '').replace(/^::ffff:/, ''),
+      originalDst,
+    };
+    void dispatch(listener, socket, dest.port, info).catch((err: Error) => {
+      logger.warn('connection dispatch failed', { listener: listener!.name, error: err.message });
+      socket.destroy();
+    });
+  }
+
+  async function dispatch(l: CompiledListener, socket: net.Socket, port: number, info: DownstreamInfo): Promise<void> {
+    let chain: CompiledChain | undefined;
+    let initial: Buffer = Buffer.alloc(0);
+    if (!l.needsInspection) chain = selectChain(l, { destinationPort: port });
+    else {
+      const asTls = selectChain(l, { destinationPort: port, transportProtocol: 'tls' });
+      const asRaw = selectChain(l, { destinationPort: port, transportProtocol: 'raw_buffer', applicationProtocols: [] });
+      const needsSni = l.chains.some((c) => c.serverNames.length > 0);
+      if (asTls && !asRaw && !needsSni) {
+        // Only TLS chains here: the handshake itself refuses plaintext, no need to read ahead.
+        chain = asTls;
+      } else if (l.tlsInspector || l.httpInspector) {
+        const first = await firstBytes(socket, l);
+        if (first.tls) {
+          info.requestedServerName = first.sni;
+          chain = selectChain(l, { destinationPort: port, transportProtocol: 'tls', serverName: first.sni, applicationProtocols: first.alpn });
+        } else {
+          chain = selectChain(l, { destinationPort: port, transportProtocol: 'raw_buffer', applicationProtocols: first.http ? ['http/1.1'] : [] });
+        }
+        initial = first.buffered;
+      } else chain = asRaw ?? asTls;
+    }
+    if (!chain) {
+      options.accessLog?.(refusal(info, 0, 'NR'));
+      socket.destroy();
+      return;
+    }
+    info.chain = chain.filter as DownstreamInfo['chain'];
+    if (chain.downstreamTls) {
+      if (initial.length) socket.unshift(initial);
+      return terminate(socket, chain, info);
+    }
+    hand(socket, chain, info, initial);
+  }
+
+  function hand(socket: net.Socket, chain: CompiledChain, info: DownstreamInfo, initial: Buffer): void {
+    if (chain.filter.kind === 'http') {
+      if (initial.length) socket.unshift(initial);
+      (socket as TaggedSocket)[DOWN] = info;
+      httpServer.emit('connection', socket);
+      socket.resume();
+    } else {
+      void proxyTcp(env, socket, chain.filter, info, initial);
+    }
+  }
+
+  function terminate(socket: net.Socket, chain: CompiledChain, info: DownstreamInfo): void {
+    const ctx = contexts.current();
+    if (!ctx) {
+      logger.warn('inbound connection refused: no workload certificate yet', { remote: info.remoteAddress });
+      options.accessLog?.(refusal(info, 0, 'UAEX', 'no workload certificate'));
+      socket.destroy();
+      return;
+    }
+    const dt = chain.downstreamTls!;
+    const tsock = new tls.TLSSocket(socket, {
+      isServer: true,
+      secureContext: ctx,
+      requestCert: dt.requireClientCert,
+      rejectUnauthorized: dt.requireClientCert,
+      ...(dt.alpn.length ? { ALPNProtocols: dt.alpn } : {}),
+    });
+    sockets.add(tsock);
+    tsock.once('close', () => sockets.delete(tsock));
+    const timer = clock.setTimeout(() => tsock.destroy(new Error('TLS handshake timeout')), HANDSHAKE_TIMEOUT_MS);
+    const refuse = (reason: string): void => {
+      timer.cancel();
+      logger.warn('inbound TLS refused', { remote: info.remoteAddress, reason });
+      options.accessLog?.(refusal(info, 0, 'DPE', reason));
+      tsock.destroy();
+      socket.destroy();
+    };
+    tsock.once('error', (err) => refuse(err.message));
+    tsock.once('secure', () => {
+      timer.cancel();
+      tsock.removeAllListeners('error');
+      tsock.on('error', () => {});
+      const peer = tsock.getPeerCertificate();
+      if (dt.requireClientCert) {
+        // Node verifies a server-side TLSSocket's client chain only for sockets its own tls.Server made;
+        // ask OpenSSL for the verdict directly.
+        const verifyError = (tsock as unknown as { ssl?: { verifyError?: () => Error | null } }).ssl?.verifyError?.();
+        if (verifyError) return refuse(`client certificate rejected: ${(verifyError as NodeJS.ErrnoException).code ?? verifyError.message}`);
+        if (!peer || !peer.raw) return refuse('no client certificate');
+      }
+      info.tls = true;
+      info.peerId = uriSans(peer).find((u) => u.startsWith('spiffe://'));
+      info.peerCertHash = peer.fingerprint256 ? peer.fingerprint256.replace(/:/g, '').toLowerCase() : undefined;
+      info.requestedServerName ??= (tsock as unknown as { servername?: string }).servername || undefined;
+      hand(tsock, chain, info, Buffer.alloc(0));
+    });
+  }
+
+  function firstBytes(socket: net.Socket, l: CompiledListener): Promise<{ tls: boolean; sni?: string | undefined; alpn?: string[]; http: boolean; buffered: Buffer }> {
+    if (l.tlsInspector) {
+      return peekClientHello(socket, { timeoutMs: INSPECT_TIMEOUT_MS, maxBytes: 16 * 1024, clock }).then((r) =>
+        r.ok ? { tls: true, sni: r.sni, alpn: r.alpn, http: false, buffered: r.buffered } : { tls: false, http: looksHttp(r.buffered), buffered: r.buffered },
+      );
+    }
+    return new Promise((resolve) => {
+      const timer = clock.setTimeout(() => done(Buffer.alloc(0)), INSPECT_TIMEOUT_MS);
+      const done = (b: Buffer): void => {
+        timer.cancel();
+        socket.off('data', done);
+        socket.pause();
+        resolve({ tls: false, http: looksHttp(b), buffered: b });
+      };
+      socket.on('data', done);
+    });
+  }
+
+  function bindListeners(): void {
+    const wanted = new Map<string, CompiledListener>();
+    for (const l of config.listeners.values()) if (l.bind && l.port > 0 ? true : l.bind && l.port === 0) wanted.set(l.name, l);
+    for (const [name, b] of bound) {
+      const l = wanted.get(name);
+      if (!l || l.address !== b.address || (l.port !== b.port && l.port !== 0)) {
+        b.server.close();
+        bound.delete(name);
+      }
+    }
+    for (const [name, l] of wanted) {
+      if (bound.has(name)) continue;
+      const server = net.createServer({ allowHalfOpen: true }, (s) => onConnection(name, s));
+      const entry: BoundListener = {
+        address: l.address,
+        port: l.port,
+        server,
+        ready: new Promise((resolve) => {
+          server.once('error', (err) => {
+            logger.error('cannot bind listener', { listener: name, address: l.address, port: l.port, error: err.message });
+            bound.delete(name);
+            resolve();
+          });
+          server.listen({ host: l.address, port: l.port }, () => resolve());
+        }),
+      };
+      bound.set(name, entry);
+    }
+  }
+
+  return {
+    apply(state) {
+      if (closed) return { problems: [] };
+      const { config: next, problems } = compileState(state, config);
+      for (const [name, settings] of next.clusters) {
+        const groups = next.endpoints.get(name) ?? [];
+        let rt = clusters.get(name);
+        if (!rt) {
+          rt = new ClusterRuntime(settings, contexts, clock);
+          clusters.set(name, rt);
+        }
+        rt.update(settings, groups);
+      }
+      for (const [name, rt] of clusters) {
+        if (!next.clusters.has(name)) {
+          rt.close();
+          clusters.delete(name);
+        }
+      }
+      config = next;
+      bindListeners();
+      for (const p of problems) logger.warn('rejected xDS resource', { ...p });
+      return { problems };
+    },
+    credentialsChanged() {
+      cachedContext = undefined;
+      cachedFor = undefined;
+    },
+    clusterStatus(): ClusterStatus[] {
+      return [...clusters.values()].map((c) => ({
+        name: c.settings.name,
+        endpoints: c.allHosts().map((h) => {
+          const g = c.groupOf(h);
+          return { address: h.address, port: h.port, health: h.spec.health, ejected: c.isEjected(h), activeRequests: h.active, locality: g.locality, priority: g.priority };
+        }),
+      }));
+    },
+    async listening() {
+      await Promise.all([...bound.values()].map((b) => b.ready));
+      const out = new Map<string, { address: string; port: number }>();
+      for (const [name, b] of bound) {
+        const a = b.server.address();
+        if (a && typeof a === 'object') out.set(name, { address: a.address, port: a.port });
+      }
+      return out;
+    },
+    async close() {
+      closed = true;
+      const closing = [...bound.values()].map((b) =>
+        b.ready.then(() => new Promise<void>((resolve) => (b.server.listening ? b.server.close(() => resolve()) : resolve()))),
+      );
+      bound.clear();
+      // net.Server.close waits for open connections; they end here, as Envoy's drain would end them.
+      for (const s of sockets) s.destroy();
+      await Promise.all(closing);
+      for (const c of clusters.values()) c.close();
+      clusters.clear();
+      httpServer.close();
+    },
+  };
+}
+
+function looksHttp(b: Buffer): boolean {
+  const end = b.indexOf(10);
+  const line = b.subarray(0, end < 0 ? Math.min(b.length, 64) : end).toString('latin1');
+  return HTTP_METHOD.test(line) || (end < 0 && /^[A-Z]{3,10} \//.test(line));
+}

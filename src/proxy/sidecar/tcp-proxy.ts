@@ -1,0 +1,144 @@
+/**
+ * tcp_proxy: pick a cluster (weighted), connect to an endpoint (mTLS when its transport socket match says
+ * so), trying other endpoints when a connect fails, then splice with backpressure; one access-log record
+ * and Istio TCP metrics per connection.
+ */
+import type net from 'node:net';
+import { spliceSockets } from '../gateway/index.js';
+import { formatAddress } from '../telemetry/index.js';
+import type { TcpLabels } from '../telemetry/index.js';
+import { PEER_ID, TRANSPORT_FAILURE } from '../upstream/index.js';
+import type { ClusterRuntime, UpstreamHost, UpstreamSocket } from '../upstream/index.js';
+import type { TcpChainFilter } from './compile-listeners.js';
+import type { DownstreamInfo, RouterEnv } from './http-router.js';
+
+const MAX_CONNECT_ATTEMPTS = 3;
+
+function connectOnce(host: UpstreamHost): Promise<{ socket: UpstreamSocket } | { error: string; transport?: string | undefined }> {
+  return new Promise((resolve) => {
+    const s = host.connect(true);
+    const ok = (): void => {
+      s.off('error', bad);
+      resolve({ socket: s });
+    };
+    const bad = (err: Error): void => {
+      s.off(host.tls ? 'secureConnect' : 'connect', ok);
+      s.destroy();
+      resolve({ error: err.message, transport: s[TRANSPORT_FAILURE] });
+    };
+    s.once(host.tls ? 'secureConnect' : 'connect', ok);
+    s.once('error', bad);
+  });
+}
+
+export async function proxyTcp(env: RouterEnv, down: net.Socket, filter: TcpChainFilter, info: DownstreamInfo, initial: Buffer): Promise<void> {
+  const startWall = Date.now();
+  const start = env.clock.now();
+  let clusterName = filter.cluster;
+  if (filter.weighted) {
+    let r = Math.random() * filter.totalWeight;
+    for (const w of filter.weighted) {
+      clusterName = w.name;
+      if ((r -= w.weight) < 0) break;
+    }
+  }
+  const cluster: ClusterRuntime | undefined = clusterName ? env.cluster(clusterName) : undefined;
+  const flags: string[] = [];
+  let host: UpstreamHost | undefined;
+  let upstream: UpstreamSocket | undefined;
+  let transport: string | undefined;
+  down.on('error', () => {});
+  if (!cluster) flags.push('NC');
+  else {
+    const tried = new Set<UpstreamHost>();
+    for (let i = 0; i < MAX_CONNECT_ATTEMPTS; i++) {
+      const h =
+        cluster.settings.type === 'ORIGINAL_DST'
+          ? info.originalDst && !isSelf(info, info.originalDst) ? cluster.originalDestination(info.originalDst.address, info.originalDst.port) : undefined
+          : cluster.pick({ exclude: tried, attempts: 3 });
+      if (!h || tried.has(h)) break;
+      tried.add(h);
+      host = h;
+      const r = await connectOnce(h);
+      if ('socket' in r) {
+        upstream = r.socket;
+        cluster.report(h, 'success');
+        break;
+      }
+      transport = r.transport;
+      cluster.report(h, 'local-failure');
+      if (down.destroyed) break;
+    }
+    if (!upstream) flags.push(host ? 'UF' : 'UH');
+  }
+  const svc = cluster?.settings.service;
+  const wl = host?.spec.workload?.split(';');
+  const labels: TcpLabels = info.inbound
+    ? {
+        reporter: 'destination',
+        source_principal: info.peerId ?? 'unknown',
+        destination_workload: env.identity.workload,
+        destination_workload_namespace: env.identity.namespace,
+        destination_principal: env.spiffeId() ?? 'unknown',
+        destination_cluster: env.identity.cluster,
+        connection_security_policy: info.tls ? 'mutual_tls' : 'none',
+      }
+    : {
+        reporter: 'source',
+        source_workload: env.identity.workload,
+        source_workload_namespace: env.identity.namespace,
+        source_principal: env.spiffeId() ?? 'unknown',
+        source_cluster: env.identity.cluster,
+        destination_service: svc?.host ?? 'unknown',
+        destination_service_name: svc?.name ?? 'unknown',
+        destination_service_namespace: svc?.namespace ?? 'unknown',
+        destination_workload: wl?.[0] || 'unknown',
+        destination_workload_namespace: wl?.[1] || 'unknown',
+        destination_principal: upstream?.[PEER_ID] ?? 'unknown',
+        destination_cluster: host?.spec.cluster ?? 'unknown',
+      };
+  let upstreamLocal: string | null = null;
+  if (upstream) {
+    upstreamLocal = formatAddress(upstream.localAddress, upstream.localPort);
+    env.metrics?.tcpOpened(labels);
+    host!.active++;
+    cluster!.active++;
+    const outcome = await spliceSockets(down, upstream, initial, { idleTimeoutMs: filter.idleTimeoutMs, clock: env.clock });
+    host!.active--;
+    cluster!.active--;
+    if (outcome.idleTimeout) flags.push('SI');
+    env.metrics?.tcpClosed(labels);
+  } else {
+    down.destroy();
+  }
+  const received = down.bytesRead;
+  const sent = down.bytesWritten;
+  if (upstream) env.metrics?.tcpBytes(labels, { sent, received });
+  env.log?.({
+    start_time: new Date(startWall).toISOString(),
+    method: null,
+    path: null,
+    protocol: null,
+    response_code: 0,
+    response_flags: flags.length ? flags.join(',') : '-',
+    bytes_received: received,
+    bytes_sent: sent,
+    duration: env.clock.now() - start,
+    upstream_host: host ? formatAddress(host.address, host.port) : null,
+    upstream_cluster: clusterName ?? null,
+    upstream_local_address: upstreamLocal,
+    downstream_local_address: info.localAddress,
+    downstream_remote_address: info.remoteAddress,
+    requested_server_name: info.requestedServerName ?? null,
+    authority: null,
+    user_agent: null,
+    request_id: null,
+    route_name: null,
+    upstream_transport_failure_reason: upstream ? null : transport ?? null,
+  });
+}
+
+/** An original destination that is the listener itself (no redirect happened) would loop forever. */
+function isSelf(info: DownstreamInfo, dst: { address: string; port: number }): boolean {
+  return info.localAddress === formatAddress(dst.address, dst.port);
+}

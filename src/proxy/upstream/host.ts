@@ -1,0 +1,179 @@
+/**
+ * One upstream endpoint of one cluster: how to connect to it (plain TCP or mTLS with the workload's current
+ * credentials, SNI, ALPN and a SPIFFE ID check), a keep-alive HTTP/1.1 pool, and the counters outlier
+ * detection and the least-request balancer read.
+ */
+import http from 'node:http';
+import net from 'node:net';
+import tls from 'node:tls';
+import type { EndpointSpec, UpstreamTls } from './types.js';
+
+/** Where an upstream connection gets its certificate, key and roots; undefined until credentials exist. */
+export interface SecureContextSource {
+  current(): tls.SecureContext | undefined;
+}
+
+/** Set on an upstream socket once TCP (and TLS, if any) is established. */
+export const CONNECTED = Symbol('crossmesh.connected');
+/** Requests carried by an upstream socket so far. */
+export const REQUESTS = Symbol('crossmesh.requests');
+/** Why TLS failed, for upstream_transport_failure_reason. */
+export const TRANSPORT_FAILURE = Symbol('crossmesh.transportFailure');
+/** The peer's verified SPIFFE ID on an mTLS upstream socket. */
+export const PEER_ID = Symbol('crossmesh.peerId');
+
+export interface UpstreamSocket extends net.Socket {
+  [CONNECTED]?: boolean;
+  [REQUESTS]?: number;
+  [TRANSPORT_FAILURE]?: string;
+  [PEER_ID]?: string;
+}
+
+export interface HostLimits {
+  connectTimeoutMs: number;
+  maxRequestsPerConnection: number;
+  idleTimeoutMs: number;
+  maxConnections: number;
+}
+
+/** The URI SANs of a peer certificate (`URI:spiffe://…` entries of subjectaltname). */
+export function uriSans(cert: tls.PeerCertificate | undefined): string[] {
+  const alt = cert?.subjectaltname;
+  if (!alt) return [];
+  const out: string[] = [];
+  for (const part of alt.split(', ')) if (part.startsWith('URI:')) out.push(part.slice(4));
+  return out;
+}
+
+export function sanMatches(ids: readonly string[], sans: UpstreamTls['sans']): boolean {
+  if (sans.length === 0) return true;
+  for (const id of ids) for (const m of sans) if ((m.exact !== undefined && id === m.exact) || (m.prefix !== undefined && id.startsWith(m.prefix))) return true;
+  return false;
+}
+
+export class UpstreamHost {
+  readonly key: string;
+  active = 0;
+  connections = 0;
+  consecutive5xx = 0;
+  consecutiveGateway = 0;
+  ejectedUntil = 0;
+  timesEjected = 0;
+  /** Smooth weighted round robin state. */
+  currentWeight = 0;
+  private agent: http.Agent | undefined;
+  private retired = false;
+
+  constructor(
+    readonly spec: EndpointSpec,
+    readonly tls: UpstreamTls | null,
+    private readonly contexts: SecureContextSource,
+    private limits: HostLimits,
+  ) {
+    this.key = `${spec.address}:${spec.port}`;
+  }
+
+  get address(): string {
+    return this.spec.address;
+  }
+  get port(): number {
+    return this.spec.port;
+  }
+
+  setLimits(limits: HostLimits): void {
+    this.limits = limits;
+    if (this.agent) this.agent.maxSockets = limits.maxConnections;
+  }
+
+  /** True when EDS says the endpoint may take traffic (ejection is the cluster's business). */
+  edsHealthy(): boolean {
+    const h = this.spec.health;
+    return h === 'UNKNOWN' || h === 'HEALTHY' || h === 'DEGRADED';
+  }
+
+  /**
+   * Opens a connection: TCP, or TLS verified against the roots and the SPIFFE IDs this endpoint may present.
+   * `halfOpen` is for tcp_proxy (FIN passes through); HTTP pools must see a peer's FIN as the end.
+   */
+  connect(halfOpen = false): UpstreamSocket {
+    const { connectTimeoutMs } = this.limits;
+    let sock: UpstreamSocket;
+    const t = this.tls;
+    if (t) {
+      const ctx = this.contexts.current();
+      const servername = t.sni && net.isIP(t.sni) === 0 ? t.sni : undefined;
+      const tsock: UpstreamSocket = tls.connect({
+        host: this.spec.address,
+        port: this.spec.port,
+        ...(ctx ? { secureContext: ctx } : {}),
+        ...(servername ? { servername } : {}),
+        ALPNProtocols: t.alpn as string[],
+        rejectUnauthorized: true,
+        checkServerIdentity: (_host, cert) => {
+          const ids = uriSans(cert);
+          if (!sanMatches(ids, t.sans)) {
+            const reason = `peer SPIFFE ID ${ids.join(',') || '(none)'} does not match ${t.sans.map((s) => s.exact ?? `${s.prefix}*`).join(',')}`;
+            tsock[TRANSPORT_FAILURE] = reason;
+            return new Error(reason);
+          }
+          tsock[PEER_ID] = ids[0];
+          return undefined;
+        },
+      });
+      sock = tsock;
+      if (!ctx) process.nextTick(() => sock.destroy(Object.assign(new Error('no workload certificate yet'), { code: 'ENOCERT' })));
+      sock.once('secureConnect', () => {
+        sock[CONNECTED] = true;
+        sock.setTimeout(0);
+      });
+      sock.once('error', (err: NodeJS.ErrnoException) => {
+        if (!sock[CONNECTED] && !sock[TRANSPORT_FAILURE] && (err.code?.startsWith('ERR_SSL') || err.code?.includes('CERT') || /SSL|TLS|certificate/i.test(err.message))) {
+          sock[TRANSPORT_FAILURE] = `TLS error: ${err.message}`;
+        }
+      });
+    } else {
+      sock = net.connect({ host: this.spec.address, port: this.spec.port, allowHalfOpen: halfOpen });
+      sock.once('connect', () => {
+        sock[CONNECTED] = true;
+        sock.setTimeout(0);
+      });
+    }
+    sock.setNoDelay(true);
+    sock.setTimeout(connectTimeoutMs, () => {
+      if (!sock[CONNECTED]) sock.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' }));
+    });
+    this.connections++;
+    sock.once('close', () => this.connections--);
+    return sock;
+  }
+
+  /** The keep-alive HTTP/1.1 pool for this endpoint, created on first use. */
+  httpAgent(): http.Agent {
+    if (this.agent) return this.agent;
+    const agent = new http.Agent({ keepAlive: true, maxSockets: this.limits.maxConnections, maxFreeSockets: 1024, scheduling: 'lifo', timeout: this.limits.idleTimeoutMs });
+    const self = this;
+    (agent as unknown as { createConnection: () => net.Socket }).createConnection = () => self.connect();
+    const keep = agent.keepSocketAlive.bind(agent);
+    agent.keepSocketAlive = (socket: UpstreamSocket): boolean => {
+      const max = self.limits.maxRequestsPerConnection;
+      if (self.retired || (max > 0 && (socket[REQUESTS] ?? 0) >= max)) return false;
+      return keep(socket) as unknown as boolean;
+    };
+    this.agent = agent;
+    return agent;
+  }
+
+  /** No new requests will come here: idle connections close now, busy ones when their request ends. */
+  retire(): void {
+    this.retired = true;
+    this.agent?.destroy();
+    this.agent = undefined;
+  }
+
+  /** Drops pooled idle connections (new ones pick up rotated credentials); busy ones finish first. */
+  dropIdle(): void {
+    const free = (this.agent as unknown as { freeSockets?: Record<string, net.Socket[]> } | undefined)?.freeSockets;
+    if (!free) return;
+    for (const list of Object.values(free)) for (const s of [...list]) s.destroy();
+  }
+}

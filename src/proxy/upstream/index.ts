@@ -1,0 +1,10 @@
+/**
+ * Upstream mechanisms: endpoints with keep-alive pools and mTLS origination, priority/locality selection,
+ * load balancers, circuit-breaker counters and outlier detection. Knows Envoy semantics, not mesh policy.
+ */
+export { ClusterRuntime } from './cluster.js';
+export type { HostOutcome, PickOptions } from './cluster.js';
+export { UpstreamHost, CONNECTED, REQUESTS, TRANSPORT_FAILURE, PEER_ID, uriSans, sanMatches } from './host.js';
+export type { SecureContextSource, UpstreamSocket, HostLimits } from './host.js';
+export { hash32 } from './hash.js';
+export type * from './types.js';
