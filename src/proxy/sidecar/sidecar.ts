@@ -44,15 +44,17 @@ export function createSidecar(options: SidecarOptions): Sidecar {
   const sockets = new Set<net.Socket>();
   let closed = false;
 
+  // Building a SecureContext parses keys and roots (milliseconds): one per distinct credential set.
   let cachedContext: tls.SecureContext | undefined;
-  let cachedFor: object | undefined;
+  let cachedFor: { certChainPem: string; keyPem: string; rootsPem: string } | undefined;
   const contexts: SecureContextSource = {
     current() {
       const creds = options.credentials();
       if (!creds) return undefined;
-      if (cachedFor !== creds || !cachedContext) {
+      const c = cachedFor;
+      if (!cachedContext || !c || c.certChainPem !== creds.certChainPem || c.keyPem !== creds.keyPem || c.rootsPem !== creds.rootsPem) {
         cachedContext = tls.createSecureContext({ cert: creds.certChainPem, key: creds.keyPem, ca: creds.rootsPem });
-        cachedFor = creds;
+        cachedFor = { certChainPem: creds.certChainPem, keyPem: creds.keyPem, rootsPem: creds.rootsPem };
       }
       return cachedContext;
     },
@@ -121,6 +123,7 @@ export function createSidecar(options: SidecarOptions): Sidecar {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
     socket.on('error', () => {});
+    socket.setNoDelay(true);
     let listener = config.listeners.get(name);
     if (!listener) {
       socket.destroy();

@@ -122,6 +122,8 @@ export class UpstreamHost {
       });
       sock = tsock;
       if (!ctx) process.nextTick(() => sock.destroy(Object.assign(new Error('no workload certificate yet'), { code: 'ENOCERT' })));
+      // Nagle must be off on the TCP socket under TLS; setting it before connect does not reach it.
+      sock.once('connect', () => sock.setNoDelay(true));
       sock.once('secureConnect', () => {
         sock[CONNECTED] = true;
         sock.setTimeout(0);
@@ -166,8 +168,7 @@ export class UpstreamHost {
   /** No new requests will come here: idle connections close now, busy ones when their request ends. */
   retire(): void {
     this.retired = true;
-    this.agent?.destroy();
-    this.agent = undefined;
+    this.dropIdle();
   }
 
   /** Drops pooled idle connections (new ones pick up rotated credentials); busy ones finish first. */
