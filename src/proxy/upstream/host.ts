@@ -153,12 +153,11 @@ export class UpstreamHost {
   httpAgent(): http.Agent {
     if (this.agent) return this.agent;
     const agent = new http.Agent({ keepAlive: true, maxSockets: this.limits.maxConnections, maxFreeSockets: 1024, scheduling: 'lifo', timeout: this.limits.idleTimeoutMs });
-    const self = this;
-    (agent as unknown as { createConnection: () => net.Socket }).createConnection = () => self.connect();
+    (agent as unknown as { createConnection: () => net.Socket }).createConnection = () => this.connect();
     const keep = agent.keepSocketAlive.bind(agent);
     agent.keepSocketAlive = (socket: UpstreamSocket): boolean => {
-      const max = self.limits.maxRequestsPerConnection;
-      if (self.retired || (max > 0 && (socket[REQUESTS] ?? 0) >= max)) return false;
+      const max = this.limits.maxRequestsPerConnection;
+      if (this.retired || (max > 0 && (socket[REQUESTS] ?? 0) >= max)) return false;
       return keep(socket) as unknown as boolean;
     };
     this.agent = agent;
