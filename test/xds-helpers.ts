@@ -1,7 +1,14 @@
 /** Shared fixtures for the xDS tests: a real ADS server on 127.0.0.1, an echo service, waiting helpers. */
 import * as grpc from '@grpc/grpc-js';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createAdsServer } from '../src/controlplane/server/index.js';
 import type { AdsServer, AdsServerOptions } from '../src/controlplane/server/index.js';
+import { adsServiceDefinition } from '../src/xds/index.js';
+import type { DiscoveryRequest, DiscoveryResponse } from '../src/xds/index.js';
+import type { Clock } from '../src/shared/index.js';
 
 export interface RunningAds {
   ads: AdsServer;
@@ -91,4 +98,102 @@ export function echo(client: grpc.Client, deadlineMs = 5000): Promise<string> {
       (err, res) => (err ? reject(err) : resolve(res!.server)),
     );
   });
+}
+
+/** A clock that only moves when told; timers fire in due order inside advance(). */
+export interface FakeClock extends Clock {
+  advance(ms: number): void;
+  pending(): number;
+}
+
+export function createFakeClock(start = 1_000_000): FakeClock {
+  let now = start;
+  let seq = 0;
+  const timers = new Map<number, { at: number; fn: () => void }>();
+  return {
+    now: () => now,
+    setTimeout(fn, ms) {
+      const id = ++seq;
+      timers.set(id, { at: now + Math.max(0, ms), fn });
+      return { cancel: () => timers.delete(id) };
+    },
+    advance(ms) {
+      const end = now + ms;
+      for (;;) {
+        const due = [...timers.entries()].filter(([, t]) => t.at <= end).sort((a, b) => a[1].at - b[1].at || a[0] - b[0])[0];
+        if (!due) break;
+        timers.delete(due[0]);
+        now = due[1].at;
+        due[1].fn();
+      }
+      now = end;
+    },
+    pending: () => timers.size,
+  };
+}
+
+/** A raw ADS stream for protocol tests: send requests exactly as written, read responses one by one. */
+export interface RawAdsStream {
+  send(req: DiscoveryRequest): void;
+  /** The next response, waiting up to `timeoutMs`. */
+  next(timeoutMs?: number): Promise<DiscoveryResponse>;
+  /** Resolves with the status the stream ended with. */
+  status(): Promise<grpc.StatusObject>;
+  close(): void;
+}
+
+export function openRawStream(address: string): RawAdsStream {
+  const Ctor = grpc.makeGenericClientConstructor(adsServiceDefinition() as unknown as grpc.ServiceDefinition, 'ADS');
+  const client = new Ctor(address, grpc.credentials.createInsecure()) as unknown as grpc.Client & {
+    StreamAggregatedResources(): grpc.ClientDuplexStream<DiscoveryRequest, DiscoveryResponse>;
+  };
+  const call = client.StreamAggregatedResources();
+  const queue: DiscoveryResponse[] = [];
+  const waiters: Array<(r: DiscoveryResponse) => void> = [];
+  call.on('data', (r: DiscoveryResponse) => {
+    const w = waiters.shift();
+    if (w) w(r);
+    else queue.push(r);
+  });
+  call.on('error', () => {});
+  const statusP = new Promise<grpc.StatusObject>((resolve) => call.on('status', resolve));
+  return {
+    send: (req) => call.write(req),
+    next(timeoutMs = 3000) {
+      const r = queue.shift();
+      if (r) return Promise.resolve(r);
+      return new Promise((resolve, reject) => {
+        const t = setTimeout(() => {
+          waiters.splice(waiters.indexOf(w), 1);
+          reject(new Error('no response within ' + timeoutMs + ' ms'));
+        }, timeoutMs);
+        const w = (resp: DiscoveryResponse): void => {
+          clearTimeout(t);
+          resolve(resp);
+        };
+        waiters.push(w);
+      });
+    },
+    status: () => statusP,
+    close() {
+      call.cancel();
+      client.close();
+    },
+  };
+}
+
+/** A throwaway self-signed certificate for 127.0.0.1, made at test time with openssl (nothing pasted). */
+export function selfSignedCert(cn: string): { certPem: string; keyPem: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'crossmesh-xds-cert-'));
+  try {
+    const key = join(dir, 'key.pem');
+    const cert = join(dir, 'cert.pem');
+    execFileSync('openssl', [
+      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+      '-keyout', key, '-out', cert, '-days', '1', '-subj', `/CN=${cn}`, '-addext', 'subjectAltName=IP:127.0.0.1',
+    ], { stdio: 'pipe' });
+    return { certPem: readFileSync(cert, 'utf8'), keyPem: readFileSync(key, 'utf8') };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

@@ -9,13 +9,16 @@ import { createRequire } from 'node:module';
 import * as grpc from '@grpc/grpc-js';
 import { createSnapshot, createSnapshotCache } from '../src/controlplane/cache/index.js';
 import {
+  EXTENSION_TYPE_URLS,
   TYPE_URLS,
   apiListener,
   clusterLoadAssignment,
   edsCluster,
   encodeResource,
   outboundClusterName,
+  routerFilter,
   simpleRouteConfiguration,
+  typed,
 } from '../src/xds/index.js';
 import type { LocalityInput } from '../src/xds/index.js';
 import type { ConnectedProxy } from '../src/controlplane/server/index.js';
@@ -47,10 +50,14 @@ test('grpc-js-xds balances across two clusters and follows the withdrawal of one
   const backends = [a1, a2, b1];
   const cache = createSnapshotCache();
   const acks: Array<{ typeUrl: string; version: string }> = [];
+  const nacks: Array<{ typeUrl: string; message: string }> = [];
   const running = await startAds({
     cache,
     nodeGroup: (node) => String(node.metadata?.CLUSTER_ID ?? 'default'),
-    hooks: { onAck: (_p, typeUrl, version) => acks.push({ typeUrl, version }) },
+    hooks: {
+      onAck: (_p, typeUrl, version) => acks.push({ typeUrl, version }),
+      onNack: (_p, typeUrl, nack) => nacks.push({ typeUrl, message: nack.message }),
+    },
   });
   const clients: grpc.Client[] = [];
   t.after(() => {
@@ -99,13 +106,14 @@ test('grpc-js-xds balances across two clusters and follows the withdrawal of one
   const proxies: ConnectedProxy[] = running.ads.connectedProxies();
   assert.equal(proxies.length, 1);
   const proxy = proxies[0]!;
-  assert.equal(proxy.group, 'cluster-1');
   assert.deepEqual(proxy.node.locality, { region: 'region-1', zone: 'zone-a' });
   assert.equal(proxy.node.metadata?.NETWORK, 'network-1');
   for (const typeUrl of [TYPE_URLS.listener, TYPE_URLS.route, TYPE_URLS.cluster, TYPE_URLS.endpoint]) {
     const st = proxy.types.find((s) => s.typeUrl === typeUrl);
     assert.equal(st?.ackedVersion, base.version(typeUrl), typeUrl);
     assert.equal(st?.nacks, 0);
+    assert.equal(st?.group, 'cluster-1');
+    assert.equal(st?.sync, 'SYNCED');
   }
 
   // Withdraw cluster-2 through the endpoint fast path: only EDS moves.
@@ -130,5 +138,25 @@ test('grpc-js-xds balances across two clusters and follows the withdrawal of one
   const versionsSeen = (typeUrl: string): number => new Set(acks.filter((a) => a.typeUrl === typeUrl).map((a) => a.version)).size;
   assert.equal(versionsSeen(TYPE_URLS.cluster), 1);
   assert.equal(versionsSeen(TYPE_URLS.listener), 1);
+  assert.equal(nacks.length, 0);
   assert.equal(versionsSeen(TYPE_URLS.endpoint), 2);
+
+  // A listener the client must reject (no route specifier): it NACKs, and keeps serving calls on the last
+  // good config; the good listener pushed next is ACKed again.
+  const badListener = encodeResource(TYPE_URLS.listener, {
+    name: LISTENER,
+    api_listener: { api_listener: typed(EXTENSION_TYPE_URLS.httpConnectionManager, { http_filters: [routerFilter()] }) },
+  });
+  cache.setSnapshot('cluster-1', withdrawn.withType(TYPE_URLS.listener, [badListener]));
+  const nack = await eventually('the bad listener to be NACKed', () => nacks.find((n) => n.typeUrl === TYPE_URLS.listener));
+  assert.match(nack.message, /route_specifier/);
+  for (let i = 0; i < 20; i++) assert.match(await echo(client), /^cluster-1\//);
+  const st = running.ads.connectedProxies()[0]?.types.find((s) => s.typeUrl === TYPE_URLS.listener);
+  assert.equal(st?.ackedVersion, base.version(TYPE_URLS.listener));
+  assert.equal(st?.lastNack?.message, nack.message);
+  cache.setSnapshot('cluster-1', withdrawn);
+  await eventually('the good listener to be ACKed again', () =>
+    acks.filter((a) => a.typeUrl === TYPE_URLS.listener && a.version === base.version(TYPE_URLS.listener)).length === 2 ? true : undefined,
+  );
+  assert.equal(await echo(client).then((w) => w.startsWith('cluster-1/')), true);
 });

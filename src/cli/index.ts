@@ -57,7 +57,7 @@ export async function main(argv: readonly string[], ctx: CliContext = defaultCon
   }
   try {
     await program.parseAsync([...argv], { from: 'user' });
-    return typeof process.exitCode === 'number' ? process.exitCode : EXIT_OK;
+    return EXIT_OK;
   } catch (err) {
     return reportError(err, ctx);
   }

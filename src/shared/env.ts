@@ -11,6 +11,10 @@ export interface Environment {
   logJson: boolean;
   /** Where `crossmesh up -d` keeps the running lab's state. */
   labDir: string | undefined;
+  /** Default resource API for apply/get/delete: URL, bearer token, CA bundle file. */
+  server: string | undefined;
+  token: string | undefined;
+  caFile: string | undefined;
 }
 
 export function readEnvironment(env: NodeJS.ProcessEnv = process.env): Environment {
@@ -19,5 +23,8 @@ export function readEnvironment(env: NodeJS.ProcessEnv = process.env): Environme
     logLevel: env.CROSSMESH_LOG_LEVEL ?? 'info',
     logJson: env.CROSSMESH_LOG_FORMAT === 'json',
     labDir: env.CROSSMESH_LAB_DIR,
+    server: env.CROSSMESH_SERVER,
+    token: env.CROSSMESH_TOKEN,
+    caFile: env.CROSSMESH_CA_FILE,
   };
 }

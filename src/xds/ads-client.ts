@@ -19,7 +19,11 @@ import { INVALID_ARGUMENT, nodeToWire } from './discovery.js';
 import type { DiscoveryRequest, DiscoveryResponse } from './discovery.js';
 import type { XdsNode } from './types.js';
 
-/** One accepted (or proposed) state of a type: every resource the server sent, by name, decoded. */
+/**
+ * One accepted (or proposed) state of a type: every resource the server sent, by name, decoded.
+ * A resource whose bytes did not change since the last update is the very same object, so consumers
+ * can skip unchanged resources by identity; treat them as immutable.
+ */
 export interface ResourceUpdate<T = Record<string, unknown>> {
   typeUrl: string;
   version: string;
@@ -30,13 +34,14 @@ export interface ResourceUpdate<T = Record<string, unknown>> {
  * Decides on a proposed update. Returning nothing accepts it; returning `{reject}` or throwing NACKs
  * it with that message and keeps the previous state. Called synchronously, one update at a time.
  */
-export type UpdateHandler = (update: ResourceUpdate) => void | { reject: string };
+export type UpdateHandler<T = Record<string, unknown>> = (update: ResourceUpdate<T>) => void | { reject: string };
 
 export interface AdsClientOptions {
   /** `host:port` of the control plane's xDS endpoint. */
   address: string;
   /** Defaults to plaintext. */
   credentials?: grpc.ChannelCredentials;
+  /** Merged over DEFAULT_CHANNEL_OPTIONS. */
   channelOptions?: grpc.ChannelOptions;
   node: XdsNode;
   logger?: Logger;
@@ -45,6 +50,7 @@ export interface AdsClientOptions {
 }
 
 export interface AdsClientStatus {
+  /** True once the current stream has delivered a response; false from the moment it breaks. */
   connected: boolean;
   /** Streams opened so far, the first included. */
   streams: number;
@@ -55,8 +61,11 @@ export interface AdsClientStatus {
 
 /** A running client. Handlers and status callbacks are never called after close(). */
 export interface AdsClient {
-  /** Subscribes to a type; `names` undefined means wildcard. One handler per type. */
-  subscribe(typeUrl: string, handler: UpdateHandler, names?: readonly string[]): void;
+  /**
+   * Subscribes to a type; `names` undefined means wildcard. One handler per type. `T` is the decoded
+   * shape the caller expects (e.g. `Cluster` from types.ts); it is not checked at run time.
+   */
+  subscribe<T = Record<string, unknown>>(typeUrl: string, handler: UpdateHandler<T>, names?: readonly string[]): void;
   /** Changes the names a type is subscribed to (a wildcard type stays wildcard with undefined). */
   setNames(typeUrl: string, names: readonly string[] | undefined): void;
   /** The last accepted state of a type, kept across disconnections. */
@@ -73,17 +82,30 @@ interface TypeState {
   accepted: ResourceUpdate | undefined;
   /** Nonce of the last response received on the current stream. */
   nonce: string;
+  /** Decoded resources of the last accepted update by their exact bytes, to skip decoding them again. */
+  decoded: Map<string, { name: string; value: Record<string, unknown> }>;
   nacks: number;
 }
 
 type AdsStream = grpc.ClientDuplexStream<DiscoveryRequest, DiscoveryResponse>;
+
+/**
+ * Keepalive pings notice a control plane that vanished without closing the connection (the stream would
+ * otherwise wait forever and never reconnect); a gateway's full state can exceed gRPC's 4 MiB default.
+ */
+export const DEFAULT_CHANNEL_OPTIONS: grpc.ChannelOptions = {
+  'grpc.keepalive_time_ms': 30_000,
+  'grpc.keepalive_timeout_ms': 10_000,
+  'grpc.max_receive_message_length': 64 * 1024 * 1024,
+};
 
 export function createAdsClient(options: AdsClientOptions): AdsClient {
   const logger = options.logger ?? silentLogger;
   const clock = options.clock ?? systemClock;
   const backoff = createBackoff(options.backoff);
   const Ctor = grpc.makeGenericClientConstructor(adsServiceDefinition() as unknown as grpc.ServiceDefinition, 'ADS');
-  const client = new Ctor(options.address, options.credentials ?? grpc.credentials.createInsecure(), options.channelOptions) as unknown as grpc.Client & {
+  const channelOptions = { ...DEFAULT_CHANNEL_OPTIONS, ...options.channelOptions };
+  const client = new Ctor(options.address, options.credentials ?? grpc.credentials.createInsecure(), channelOptions) as unknown as grpc.Client & {
     StreamAggregatedResources(): AdsStream;
   };
   const types = new Map<string, TypeState>();
@@ -154,8 +176,11 @@ export function createAdsClient(options: AdsClientOptions): AdsClient {
       }
       onResponse(resp);
     });
-    s.on('error', (err: grpc.ServiceError) => end(`${grpc.status[err.code] ?? err.code}: ${err.details || err.message}`));
-    s.on('end', () => end('stream ended by server'));
+    // 'status' comes exactly once per call, whatever ended it; 'error' only needs a listener.
+    s.on('error', () => {});
+    s.on('status', (st: grpc.StatusObject) =>
+      end(st.code === grpc.status.OK ? 'stream ended by server' : `${grpc.status[st.code] ?? st.code}: ${st.details}`),
+    );
     for (const [typeUrl, st] of types) {
       // A new stream knows no nonce; the last accepted version tells the server what we have.
       st.nonce = '';
@@ -171,15 +196,22 @@ export function createAdsClient(options: AdsClientOptions): AdsClient {
     }
     st.nonce = resp.nonce;
     let update: ResourceUpdate;
+    let decoded: TypeState['decoded'] = new Map();
     let rejection: string | undefined;
     try {
       const resources = new Map<string, Record<string, unknown>>();
+      decoded = new Map();
       for (const any of resp.resources as Any[]) {
         if (any.type_url !== resp.type_url) throw new CrossmeshError('E_XDS_TYPE', `resource of type ${any.type_url} in a ${resp.type_url} response`);
-        const { value } = decodeResource(any);
-        const name = resourceNameOf(any.type_url, value);
-        if (resources.has(name)) throw new CrossmeshError('E_XDS_DUPLICATE', `resource ${JSON.stringify(name)} sent twice`);
-        resources.set(name, value);
+        const key = Buffer.from(any.value.buffer, any.value.byteOffset, any.value.byteLength).toString('latin1');
+        let entry = st.decoded.get(key);
+        if (!entry) {
+          const { value } = decodeResource(any);
+          entry = { name: resourceNameOf(any.type_url, value), value };
+        }
+        if (resources.has(entry.name)) throw new CrossmeshError('E_XDS_DUPLICATE', `resource ${JSON.stringify(entry.name)} sent twice`);
+        resources.set(entry.name, entry.value);
+        decoded.set(key, entry);
       }
       update = { typeUrl: resp.type_url, version: resp.version_info, resources };
       const verdict = st.handler(update);
@@ -194,15 +226,16 @@ export function createAdsClient(options: AdsClientOptions): AdsClient {
       return;
     }
     st.accepted = update!;
+    st.decoded = decoded;
     send(resp.type_url, st);
   }
 
   open();
 
   return {
-    subscribe(typeUrl, handler, names) {
+    subscribe<T>(typeUrl: string, handler: UpdateHandler<T>, names?: readonly string[]) {
       if (types.has(typeUrl)) throw new CrossmeshError('E_XDS_SUBSCRIBED', `already subscribed to ${typeUrl}`);
-      const st: TypeState = { handler, names: names ? [...names] : undefined, accepted: undefined, nonce: '', nacks: 0 };
+      const st: TypeState = { handler: handler as unknown as UpdateHandler, names: names ? [...names] : undefined, accepted: undefined, nonce: '', nacks: 0, decoded: new Map() };
       types.set(typeUrl, st);
       send(typeUrl, st);
     },

@@ -5,12 +5,13 @@
  * as the group's snapshot has a version of that type other than `knownVersion` (possibly at once, inside
  * the call), then forgets the watch. The server opens a new watch when the proxy ACKs or NACKs.
  */
-import { silentLogger } from '../../shared/index.js';
+import { ValidationError, formatProblem, silentLogger } from '../../shared/index.js';
 import type { Logger } from '../../shared/index.js';
 import { TYPE_URLS, isWildcardType, pushRank } from '../../xds/index.js';
 import type { Any } from '../../xds/index.js';
 import { createSnapshot } from './snapshot.js';
-import type { Snapshot, TypeInput } from './snapshot.js';
+import { checkSnapshotConsistency } from './consistency.js';
+import type { Snapshot, TypeInput, TypePatch } from './snapshot.js';
 
 /** What a watch is answered with: the version and the subscribed resources that exist, by name order. */
 export interface WatchResponse {
@@ -24,13 +25,22 @@ export type WatchCallback = (response: WatchResponse) => void;
 
 export interface SnapshotCacheOptions {
   logger?: Logger;
+  /**
+   * Run checkSnapshotConsistency on every snapshot set: `warn` logs the problems and serves the snapshot
+   * anyway, `reject` throws a ValidationError and keeps the previous one. Off by default: it decodes
+   * clusters, listeners and routes on each set, endpoint-only updates included.
+   */
+  consistency?: 'off' | 'warn' | 'reject';
 }
 
 /** Change listeners run after a group's snapshot was replaced and its watches answered. */
 export type SnapshotListener = (group: string, snapshot: Snapshot | undefined) => void;
 
 export interface SnapshotCache {
-  /** Replaces a group's snapshot and answers every watch whose type changed version, in push order. */
+  /**
+   * Replaces a group's snapshot and answers every watch whose type changed version, in push order.
+   * With `consistency: 'reject'` an inconsistent snapshot throws ValidationError and changes nothing.
+   */
   setSnapshot(group: string, snapshot: Snapshot): void;
   getSnapshot(group: string): Snapshot | undefined;
   /** Forgets a group's snapshot; its open watches stay open until a snapshot comes. */
@@ -40,6 +50,8 @@ export interface SnapshotCache {
    * when there is none); other types keep their versions and are not pushed. Returns the new snapshot.
    */
   setEndpoints(group: string, endpoints: TypeInput): Snapshot;
+  /** EDS fast path for a few services: adds, replaces or removes single ClusterLoadAssignments. */
+  patchEndpoints(group: string, patch: TypePatch): Snapshot;
   groups(): string[];
   /** Registers a one-shot watch; returns its cancel function. */
   watch(group: string, typeUrl: string, names: readonly string[] | undefined, knownVersion: string | undefined, cb: WatchCallback): () => void;
@@ -86,6 +98,12 @@ export function createSnapshotCache(options: SnapshotCacheOptions = {}): Snapsho
   }
 
   function set(group: string, snapshot: Snapshot): void {
+    const mode = options.consistency ?? 'off';
+    if (mode !== 'off') {
+      const problems = checkSnapshotConsistency(snapshot);
+      if (problems.length && mode === 'reject') throw new ValidationError(problems.map((p) => ({ ...p, resource: `${group}: ${p.resource}` })));
+      for (const p of problems) logger.warn('inconsistent snapshot', { group, problem: formatProblem(p) });
+    }
     snapshots.set(group, snapshot);
     const open = watches.get(group);
     if (open && open.size) {
@@ -114,6 +132,11 @@ export function createSnapshotCache(options: SnapshotCacheOptions = {}): Snapsho
     setEndpoints(group, endpoints) {
       const current = snapshots.get(group);
       const next = current ? current.withType(TYPE_URLS.endpoint, endpoints) : createSnapshot({ [TYPE_URLS.endpoint]: endpoints });
+      set(group, next);
+      return next;
+    },
+    patchEndpoints(group, patch) {
+      const next = (snapshots.get(group) ?? createSnapshot()).patchType(TYPE_URLS.endpoint, patch);
       set(group, next);
       return next;
     },

@@ -24,8 +24,17 @@ export interface Snapshot {
   version(typeUrl: string): string | undefined;
   /** A new snapshot with one type replaced (or added); the others are shared, versions kept. */
   withType(typeUrl: string, input: TypeInput): Snapshot;
+  /** A new snapshot with some resources of one type added, replaced or removed; a new version unless given. */
+  patchType(typeUrl: string, patch: TypePatch): Snapshot;
   /** A new snapshot without a type. */
   withoutType(typeUrl: string): Snapshot;
+}
+
+/** Resources to add or replace (by their names) and names to remove; removals apply first. */
+export interface TypePatch {
+  upsert?: readonly Any[];
+  remove?: readonly string[];
+  version?: string;
 }
 
 /**
@@ -56,6 +65,12 @@ function makeSnapshot(types: ReadonlyMap<string, TypeResources>): Snapshot {
       const next = new Map(types);
       next.set(typeUrl, buildType(typeUrl, v));
       return makeSnapshot(next);
+    },
+    patchType(typeUrl, patch) {
+      const resources = new Map(types.get(typeUrl)?.resources ?? []);
+      for (const name of patch.remove ?? []) resources.delete(name);
+      for (const any of patch.upsert ?? []) resources.set(resourceName(any), any);
+      return snapshot.withType(typeUrl, patch.version !== undefined ? { version: patch.version, resources } : { resources });
     },
     withoutType(typeUrl) {
       const next = new Map(types);

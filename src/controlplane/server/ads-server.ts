@@ -14,8 +14,12 @@ import type { AdsServerHooks, AdsStream, ConnectedProxy } from './ads-stream.js'
 
 export interface AdsServerOptions {
   cache: SnapshotCache;
-  /** Maps a proxy to the snapshot group it is served from; throwing refuses the stream. */
-  nodeGroup: (node: XdsNode) => string;
+  /**
+   * Maps a proxy and a type to the snapshot group serving it, called once per type per stream. Most
+   * callers ignore the type; it lets e.g. secrets come from a per-identity group while listeners and
+   * clusters are shared. Throwing refuses the stream with INVALID_ARGUMENT.
+   */
+  nodeGroup: (node: XdsNode, typeUrl: string) => string;
   logger?: Logger;
   clock?: Clock;
   hooks?: AdsServerHooks;

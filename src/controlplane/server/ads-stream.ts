@@ -25,13 +25,24 @@ export interface NackInfo {
 /** What a stream knows about one type; the debug views show it as is. */
 export interface TypeStatus {
   typeUrl: string;
+  /** The snapshot group this type is served from. */
+  group: string;
   /** undefined: wildcard. */
   names: readonly string[] | undefined;
   sentVersion?: string;
   sentNonce?: string;
+  /** Injected clock's time of the last push. */
+  sentAt?: number;
   ackedVersion?: string;
   ackedNonce?: string;
+  ackedAt?: number;
   lastNack?: NackInfo;
+  /**
+   * Istio proxy-status style summary against the group's current snapshot: NOT_SENT (nothing pushed
+   * yet), SYNCED (the current version is pushed and ACKed), NACKED (the last push was rejected),
+   * STALE (a push awaits its ACK, or a newer version awaits a push).
+   */
+  sync: 'NOT_SENT' | 'SYNCED' | 'NACKED' | 'STALE';
   pushes: number;
   acks: number;
   nacks: number;
@@ -42,7 +53,6 @@ export interface ConnectedProxy {
   streamId: number;
   peer: string;
   node: XdsNode;
-  group: string;
   connectedAt: number;
   types: TypeStatus[];
 }
@@ -66,7 +76,7 @@ export interface StreamDeps {
   id: number;
   peer: string;
   cache: SnapshotCache;
-  nodeGroup: (node: XdsNode) => string;
+  nodeGroup: (node: XdsNode, typeUrl: string) => string;
   logger: Logger;
   clock: Clock;
   hooks: AdsServerHooks;
@@ -74,7 +84,7 @@ export interface StreamDeps {
   counters: { pushes: number; acks: number; nacks: number; staleNonces: number };
 }
 
-interface TypeState extends TypeStatus {
+interface TypeState extends Omit<TypeStatus, 'sync'> {
   cancelWatch: (() => void) | undefined;
 }
 
@@ -90,20 +100,32 @@ export interface AdsStream {
 export function createAdsStream(deps: StreamDeps, sink: StreamSink): AdsStream {
   const types = new Map<string, TypeState>();
   let node: XdsNode | undefined;
-  let group = '';
   let log = deps.logger;
   let nonceSeq = 0;
   let closed = false;
   const connectedAt = deps.clock.now();
+  // Hooks feed debug views and metrics; a bug there must not break the proxy's stream.
+  const hook = <K extends keyof AdsServerHooks>(name: K, ...args: Parameters<NonNullable<AdsServerHooks[K]>>): void => {
+    const fn = deps.hooks[name] as ((...a: unknown[]) => void) | undefined;
+    if (!fn) return;
+    try {
+      fn(...args);
+    } catch (err) {
+      log.error('xds hook failed', { hook: name, error: (err as Error).message });
+    }
+  };
 
   const info = (): ConnectedProxy | undefined =>
     node && {
       streamId: deps.id,
       peer: deps.peer,
       node,
-      group,
       connectedAt,
-      types: [...types.values()].map(({ cancelWatch: _c, ...status }) => ({ ...status, names: status.names && [...status.names] })),
+      types: [...types.values()].map(({ cancelWatch: _c, ...status }) => ({
+        ...status,
+        names: status.names && [...status.names],
+        sync: syncOf(status, deps.cache.getSnapshot(status.group)?.version(status.typeUrl)),
+      })),
     };
 
   function send(st: TypeState, response: WatchResponse): void {
@@ -119,19 +141,21 @@ export function createAdsStream(deps: StreamDeps, sink: StreamSink): AdsStream {
     });
     st.sentVersion = response.version;
     st.sentNonce = nonce;
+    st.sentAt = deps.clock.now();
     st.pushes++;
     deps.counters.pushes++;
     log.debug('xds push', { typeUrl: st.typeUrl, version: response.version, nonce, resources: response.resources.length });
-    deps.hooks.onPush?.(info()!, st.typeUrl, response.version, response.resources.length);
+    hook('onPush', info()!, st.typeUrl, response.version, response.resources.length);
   }
 
   function rewatch(st: TypeState, knownVersion: string | undefined): void {
     st.cancelWatch?.();
     st.cancelWatch = undefined;
-    // A named type with no names is unsubscribed: nothing to watch until names come back.
-    if (st.names !== undefined && st.names.length === 0 && !isWildcardType(st.typeUrl)) return;
+    // An empty name list (never a first-request wildcard, see subscriptionOf) unsubscribes: nothing to
+    // watch until names come back.
+    if (st.names !== undefined && st.names.length === 0) return;
     let answered = false;
-    const cancel = deps.cache.watch(group, st.typeUrl, st.names, knownVersion, (resp) => {
+    const cancel = deps.cache.watch(st.group, st.typeUrl, st.names, knownVersion, (resp) => {
       answered = true;
       send(st, resp);
     });
@@ -158,16 +182,9 @@ export function createAdsStream(deps: StreamDeps, sink: StreamSink): AdsStream {
           return;
         }
         node = nodeFromWire(req.node);
-        try {
-          group = deps.nodeGroup(node);
-        } catch (err) {
-          sink.fail(INVALID_ARGUMENT, `node ${node.id}: ${(err as Error).message}`);
-          node = undefined;
-          return;
-        }
         log = deps.logger.child({ stream: deps.id, node: node.id });
-        log.info('xds stream opened', { group, peer: deps.peer });
-        deps.hooks.onStreamOpen?.(info()!);
+        log.info('xds stream opened', { peer: deps.peer });
+        hook('onStreamOpen', info()!);
       }
       const typeUrl = req.type_url;
       if (!typeUrl) {
@@ -187,7 +204,14 @@ export function createAdsStream(deps: StreamDeps, sink: StreamSink): AdsStream {
       // A nonce only means something on the stream that issued it; a new type on this stream has none yet.
       const answers = st !== undefined && nonce !== '';
       if (!st) {
-        st = { typeUrl, names, cancelWatch: undefined, pushes: 0, acks: 0, nacks: 0 };
+        let group: string;
+        try {
+          group = deps.nodeGroup(node, typeUrl);
+        } catch (err) {
+          sink.fail(INVALID_ARGUMENT, `node ${node.id}: ${typeUrl}: ${(err as Error).message}`);
+          return;
+        }
+        st = { typeUrl, group, names, cancelWatch: undefined, pushes: 0, acks: 0, nacks: 0 };
         types.set(typeUrl, st);
         // A new stream always gets the current state, whatever version the proxy claims to have.
         forceResponse = true;
@@ -203,13 +227,14 @@ export function createAdsStream(deps: StreamDeps, sink: StreamSink): AdsStream {
           st.nacks++;
           deps.counters.nacks++;
           log.warn('xds NACK', { typeUrl, rejected: st.sentVersion, keeps: nack.version, error: nack.message });
-          deps.hooks.onNack?.(info()!, typeUrl, nack);
+          hook('onNack', info()!, typeUrl, nack);
         } else {
           st.ackedVersion = req.version_info ?? '';
           st.ackedNonce = nonce;
+          st.ackedAt = deps.clock.now();
           st.acks++;
           deps.counters.acks++;
-          deps.hooks.onAck?.(info()!, typeUrl, st.ackedVersion);
+          hook('onAck', info()!, typeUrl, st.ackedVersion);
         }
       }
       rewatch(st, forceResponse ? undefined : st.sentVersion);
@@ -221,10 +246,17 @@ export function createAdsStream(deps: StreamDeps, sink: StreamSink): AdsStream {
       const proxy = info();
       if (proxy) {
         log.info('xds stream closed', { reason });
-        deps.hooks.onStreamClosed?.(proxy, reason);
+        hook('onStreamClosed', proxy, reason);
       }
     },
   };
+}
+
+function syncOf(st: Omit<TypeStatus, 'sync'>, current: string | undefined): TypeStatus['sync'] {
+  if (st.sentNonce === undefined) return 'NOT_SENT';
+  if (st.lastNack && st.lastNack.nonce === st.sentNonce) return 'NACKED';
+  if (st.ackedNonce === st.sentNonce && (current === undefined || current === st.sentVersion)) return 'SYNCED';
+  return 'STALE';
 }
 
 /** True when `next` subscribes to something `prev` did not (or turns into a wildcard). */

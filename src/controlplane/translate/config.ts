@@ -4,6 +4,7 @@ import type {
   GatewaySpec,
   HTTPRoute,
   LocalityLbSetting,
+  OutlierDetection,
   VirtualServiceSpec,
 } from '../../api/index.js';
 
@@ -16,6 +17,8 @@ export interface MeshSettings {
   domainSuffix: string;
   /** Locality load balancing settings applied where a DestinationRule gives none. */
   localityLbSetting?: LocalityLbSetting;
+  /** Outlier detection for services whose DestinationRule sets none (so locality failover works). */
+  defaultOutlierDetection?: OutlierDetection;
 }
 
 /** Validated Istio config as translation consumes it. */

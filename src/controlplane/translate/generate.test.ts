@@ -134,7 +134,7 @@ test('generate: a proxyless gRPC client gets API listeners, RDS and plaintext cl
 });
 
 test('generate: explicit mode binds the pod address for the HTTP proxy and inbound ports', () => {
-  const r = generateForProxy({ view, config, mesh, proxy: sleepProxy, vipOf, interception: 'NONE', appHost: '127.0.0.1' });
+  const r = generateForProxy({ view, config, mesh, proxy: { ...sleepProxy, interception: 'NONE' }, vipOf });
   assertEncodes(r);
   assert.deepEqual([...r.listeners.keys()], ['10.1.0.5_15001', '10.1.0.5_80']);
   const vhosts = (r.routes.get('http_proxy') as any).virtual_hosts;

@@ -36,10 +36,6 @@ export interface GenerateInput {
   proxy: ProxyInfo;
   /** The VIP a service has for proxies of this cluster (its own ClusterIP, else an auto-allocated one). */
   vipOf: (svc: MeshService) => string | undefined;
-  /** How the proxy gets traffic: iptables capture (default) or explicit (loopback lab). */
-  interception?: 'REDIRECT' | 'NONE';
-  /** Where the sidecar reaches its own app. */
-  appHost?: string;
 }
 
 /**
@@ -72,7 +68,8 @@ function addServiceClustersAndEndpoints(
 ): void {
   const { proxy, view, mesh } = input;
   const rule = index.destinationRuleFor(svc.hostname, proxy.namespace, svc.namespace);
-  const policy = effectivePolicy(rule?.spec, subset.name, port.port);
+  const specific = effectivePolicy(rule?.spec, subset.name, port.port);
+  const policy = specific.outlierDetection || !mesh.defaultOutlierDetection ? specific : { ...specific, outlierDetection: mesh.defaultOutlierDetection };
   const gateway = naming === 'sni';
   const name = gateway ? outboundSni(port.port, subset.name, svc.hostname) : outboundClusterName(port.port, subset.name, svc.hostname);
   const endpoints = view.endpoints(svc.hostname, port.port).filter((e) => !subset.labels || selectorMatches(subset.labels, e.workload.labels));
@@ -133,7 +130,7 @@ function generateSidecar(input: GenerateInput, index: ConfigIndex): ProxyResourc
 
   for (const c of buildPassthroughClusters()) out.clusters.set(c.name, c);
   const inbound = inboundPorts(input);
-  for (const p of inbound) out.clusters.set(`inbound|${p.port}||`, buildInboundCluster(p.port, input.appHost ?? '127.0.0.1'));
+  for (const p of inbound) out.clusters.set(`inbound|${p.port}||`, buildInboundCluster(p.port, proxy.appHost));
 
   const outbound: OutboundPort[] = [];
   for (const [port, { protocol, services: list }] of [...byPort].sort((a, b) => a[0] - b[0])) {
@@ -150,9 +147,9 @@ function generateSidecar(input: GenerateInput, index: ConfigIndex): ProxyResourc
   }
 
   const listeners =
-    input.interception === 'NONE' ? buildExplicitSidecarListeners(proxy.ip, inbound) : buildCapturedSidecarListeners(outbound, inbound);
+    proxy.interception === 'NONE' ? buildExplicitSidecarListeners(proxy.ip, inbound) : buildCapturedSidecarListeners(outbound, inbound);
   for (const l of listeners) out.listeners.set(l.name, l);
-  if (input.interception === 'NONE') out.routes.set(HTTP_PROXY_ROUTE, explicitProxyRoutes(byPort, index, caller));
+  if (proxy.interception === 'NONE') out.routes.set(HTTP_PROXY_ROUTE, explicitProxyRoutes(byPort, index, caller));
 
   out.nameTable = buildNameTable(services, input.vipOf);
   return out;

@@ -2,7 +2,7 @@
 export { generateForProxy } from './generate.js';
 export type { GenerateInput, ProxyResources } from './generate.js';
 export { proxyInfoFromNode, proxyGroupKey } from './proxy-info.js';
-export type { ProxyInfo, ProxyRole, XdsNode } from './proxy-info.js';
+export type { ProxyInfo, ProxyRole } from './proxy-info.js';
 export type * from './config.js';
 export { emptyConfig } from './config.js';
 export { createConfigIndex, effectivePolicy } from './config-index.js';

@@ -1,5 +1,6 @@
 import type { Locality } from '../../registry/model.js';
-import { parseLocality } from '../../registry/model.js';
+import type { XdsNode } from '../../xds/index.js';
+import { formatLocality, parseLocality } from '../../registry/model.js';
 
 export type ProxyRole = 'sidecar' | 'router';
 
@@ -19,14 +20,10 @@ export interface ProxyInfo {
   requestedNetworkView: string[];
   /** A gRPC proxyless client (bootstrap metadata GENERATOR=grpc): plaintext, no capture listeners. */
   proxyless: boolean;
-}
-
-/** The xDS node, with metadata already converted from google.protobuf.Struct to plain values. */
-export interface XdsNode {
-  id: string;
-  cluster?: string;
-  metadata?: Record<string, unknown>;
-  locality?: { region?: string; zone?: string; sub_zone?: string };
+  /** REDIRECT: iptables captures traffic; NONE: apps use the sidecar explicitly (Istio's INTERCEPTION_MODE). */
+  interception: 'REDIRECT' | 'NONE';
+  /** Where the sidecar reaches its own app (metadata APP_HOST), default 127.0.0.1. */
+  appHost: string;
 }
 
 /**
@@ -58,13 +55,28 @@ export function proxyInfoFromNode(node: XdsNode): ProxyInfo {
     labels,
     requestedNetworkView: view ? view.split(',').map((s) => s.trim()).filter(Boolean) : [],
     proxyless: str('GENERATOR') === 'grpc',
+    interception: str('INTERCEPTION_MODE') === 'NONE' ? 'NONE' : 'REDIRECT',
+    appHost: str('APP_HOST') ?? '127.0.0.1',
   };
 }
 
-/** Proxies that would receive identical resources share one snapshot. */
+/**
+ * Proxies that would receive identical resources share one snapshot. What a sidecar is sent depends only
+ * on where it is (cluster, network, locality), who it is (namespace, labels: they pick its inbound ports
+ * and `sourceLabels` routes) and how it gets traffic; replicas of one workload therefore share a group.
+ * In explicit mode the listeners bind the pod's own address, so each pod is its own group.
+ */
 export function proxyGroupKey(p: ProxyInfo): string {
-  if (p.proxyless) return `grpc~${p.cluster}~${p.network}~${p.namespace}`;
-  if (p.role === 'router') return `router~${p.cluster}~${p.network}~${p.requestedNetworkView.join(',')}`;
-  // Sidecars differ by their own inbound ports and identity, so each gets its own group.
-  return `sidecar~${p.id}`;
+  const where = `${p.cluster}~${p.network}~${formatLocality(p.locality)}`;
+  if (p.proxyless) return `grpc~${where}~${p.namespace}`;
+  if (p.role === 'router') return `router~${where}~${p.requestedNetworkView.join(',')}~${labelsKey(p.labels)}`;
+  const own = p.interception === 'NONE' ? `~${p.ip}` : '';
+  return `sidecar~${where}~${p.namespace}~${labelsKey(p.labels)}~${p.interception}~${p.appHost}${own}`;
+}
+
+function labelsKey(labels: Readonly<Record<string, string>>): string {
+  return Object.keys(labels)
+    .sort()
+    .map((k) => `${k}=${labels[k]}`)
+    .join(',');
 }
