@@ -1,6 +1,7 @@
 /**
  * Robustness of the sidecar pair under change: config updates and certificate rotation in the middle of
  * mTLS traffic without a single failed request, and bounded buffering when the client reads slowly.
+ * Certificates come from the project's CA: root → cluster intermediate → workload chains.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -8,8 +9,7 @@ import http from 'node:http';
 import { X509Certificate } from 'node:crypto';
 import { createSidecar } from '../src/proxy/sidecar/index.js';
 import type { ProxyXdsState, Sidecar } from '../src/proxy/sidecar/index.js';
-import { createTestPki } from './proxy-certs.js';
-import type { Leaf, TestPki } from './proxy-certs.js';
+import { caMaterialFromPem, generateIntermediateCa, generateRootCa, generateWorkloadCert } from '../src/ca/index.js';
 import { destinationRule, request, startBackend, stateFor, svc, virtualService, workload } from './sidecar-mesh.js';
 import type { Backend } from './sidecar-mesh.js';
 
@@ -36,7 +36,11 @@ const split = (w1: number) =>
   });
 
 describe('sidecar updates under traffic', () => {
-  let pki: TestPki;
+  interface Leaf {
+    cert: string;
+    key: string;
+  }
+  let rootPem = '';
   const certs: Record<string, Leaf> = {};
   let clientCreds: Leaf;
   let serverCreds: Leaf;
@@ -52,8 +56,14 @@ describe('sidecar updates under traffic', () => {
     });
 
   before(async () => {
-    pki = await createTestPki();
-    await Promise.all(['web', 'web2', 'api', 'api2'].map(async (n) => (certs[n] = await pki.issue({ spiffe: id(n.replace('2', '')) }))));
+    const root = await generateRootCa({ days: 1 });
+    const cacerts = await generateIntermediateCa({ root, cluster: 'c1', days: 1 });
+    const material = await caMaterialFromPem(cacerts);
+    rootPem = root.certPem;
+    for (const n of ['web', 'web2', 'api', 'api2']) {
+      const w = await generateWorkloadCert({ material, spiffeId: id(n.replace('2', '')), ttlSeconds: 3600 });
+      certs[n] = { cert: w.certChainPem, key: w.keyPem };
+    }
     clientCreds = certs.web!;
     serverCreds = certs.api!;
     const handler = (name: string) => (req: http.IncomingMessage, res: http.ServerResponse) => {
@@ -81,10 +91,10 @@ describe('sidecar updates under traffic', () => {
         pump();
       }),
     );
-    client = createSidecar({ credentials: () => ({ certChainPem: clientCreds.cert, keyPem: clientCreds.key, rootsPem: pki.rootPem, spiffeId: id('web') }), identity: { cluster: 'c1', namespace: NS, workload: 'web', network: 'n1' } });
+    client = createSidecar({ credentials: () => ({ certChainPem: clientCreds.cert, keyPem: clientCreds.key, rootsPem: rootPem, spiffeId: id('web') }), identity: { cluster: 'c1', namespace: NS, workload: 'web', network: 'n1' } });
     assert.deepEqual(client.apply(clientState(50)).problems, []);
     for (const [ip, pod, app] of [['127.79.1.2', 'api-1', '127.79.2.2'], ['127.79.1.3', 'api-2', '127.79.2.3']] as const) {
-      const s = createSidecar({ credentials: () => ({ certChainPem: serverCreds.cert, keyPem: serverCreds.key, rootsPem: pki.rootPem, spiffeId: id('api') }), identity: { cluster: 'c1', namespace: NS, workload: pod, network: 'n1' } });
+      const s = createSidecar({ credentials: () => ({ certChainPem: serverCreds.cert, keyPem: serverCreds.key, rootsPem: rootPem, spiffeId: id('api') }), identity: { cluster: 'c1', namespace: NS, workload: pod, network: 'n1' } });
       assert.deepEqual(s.apply(stateFor(base, { ip, pod, namespace: NS, serviceAccount: 'api', labels: { app: 'api' }, appHost: app })).problems, []);
       servers.push(s);
       await s.listening();
