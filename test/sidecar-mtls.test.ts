@@ -236,6 +236,54 @@ describe('sidecar mTLS data path', () => {
   });
 });
 
+describe('captured inbound (virtualInbound)', () => {
+  test('the chain is chosen by the original destination port; mTLS terminated, plaintext refused', async () => {
+    const pki = await createTestPki();
+    const [server, caller] = await Promise.all([pki.issue({ spiffe: id('helloworld') }), pki.issue({ spiffe: id('sleep') })]);
+    let xfcc = '';
+    const app = await startBackend('127.77.3.2', 5000, 'app', (req, res) => {
+      xfcc = String(req.headers['x-forwarded-client-cert'] ?? '');
+      req.resume();
+      res.end('inbound ok');
+    });
+    const log = recorder();
+    const sidecar = createSidecar({
+      credentials: () => ({ certChainPem: server.cert, keyPem: server.key, rootsPem: pki.rootPem, spiffeId: id('helloworld') }),
+      identity: { cluster: 'c1', namespace: NS, workload: 'helloworld', network: 'n1' },
+      accessLog: log.log,
+      // What iptables REDIRECT to 15006 would report for a connection to the pod's port 5000.
+      originalDestination: () => ({ address: '127.77.3.1', port: 5000 }),
+    });
+    try {
+      const state = stateFor(resources, { ip: '127.77.3.1', pod: 'helloworld-2', namespace: NS, serviceAccount: 'helloworld', labels: { app: 'helloworld' }, interception: 'REDIRECT', appHost: '127.77.3.2' });
+      const listeners = state.listeners as Map<string, Listener>;
+      for (const name of ['virtualOutbound', 'virtualInbound']) {
+        listeners.set(name, { ...listeners.get(name)!, address: { socket_address: { address: '127.77.3.1', port_value: name === 'virtualOutbound' ? 15001 : 15006 } } });
+      }
+      assert.deepEqual(sidecar.apply(state).problems, []);
+      const port = (await sidecar.listening()).get('virtualInbound')!.port;
+      const reply = await new Promise<string>((resolve, reject) => {
+        const s = tls.connect({ host: '127.77.3.1', port, cert: caller.cert, key: caller.key, ca: pki.rootPem, servername: 'outbound_.5000_._.helloworld.sample.svc.cluster.local', ALPNProtocols: ['istio-http/1.1'], checkServerIdentity: () => undefined });
+        let data = '';
+        s.on('secureConnect', () => s.write('GET /in HTTP/1.1\r\nhost: helloworld.sample:5000\r\nconnection: close\r\n\r\n'));
+        s.on('data', (c) => (data += c));
+        s.on('end', () => resolve(data));
+        s.on('error', reject);
+      });
+      assert.match(reply, /^HTTP\/1\.1 200/);
+      assert.match(reply, /inbound ok$/);
+      assert.match(xfcc, new RegExp(`URI=${id('sleep')}$`));
+      assert.equal(log.records.at(-1)!.upstream_cluster, 'inbound|5000||');
+      assert.equal(log.records.at(-1)!.downstream_local_address, '127.77.3.1:5000');
+      const plain = await request({ host: '127.77.3.1', port }, '/').then(() => 'answered', () => 'refused');
+      assert.equal(plain, 'refused');
+    } finally {
+      await sidecar.close();
+      await app.close();
+    }
+  });
+});
+
 async function waitFor(cond: () => boolean, ms = 2000): Promise<void> {
   const end = Date.now() + ms;
   while (!cond()) {
