@@ -8,7 +8,9 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import tls from 'node:tls';
+import { Registry } from 'prom-client';
 import { createSidecar } from '../src/proxy/sidecar/index.js';
+import { createMeshMetrics } from '../src/proxy/telemetry/index.js';
 import type { Sidecar, ProxyXdsState } from '../src/proxy/sidecar/index.js';
 import type { Cluster, Listener } from '../src/xds/index.js';
 import { createTestPki } from './proxy-certs.js';
@@ -48,6 +50,8 @@ describe('sidecar mTLS data path', () => {
   let capturedDestination: { address: string; port: number } | undefined;
   let clientState: ProxyXdsState;
   let lastXfcc = '';
+  const clientRegistry = new Registry();
+  const serverRegistry = new Registry();
 
   const creds = (leaf: Leaf, sa: string) => () => ({ certChainPem: leaf.cert, keyPem: leaf.key, rootsPem: pki.rootPem, spiffeId: id(sa) });
   const ident = (workloadName: string) => ({ cluster: 'c1', namespace: NS, workload: workloadName, network: 'n1' });
@@ -70,7 +74,7 @@ describe('sidecar mTLS data path', () => {
     await new Promise<void>((r) => echo.listen(3306, '127.77.2.3', r));
     servers.push(echo);
 
-    client = createSidecar({ credentials: creds(certs.sleep!, 'sleep'), identity: ident('sleep'), accessLog: clientLog.log });
+    client = createSidecar({ credentials: creds(certs.sleep!, 'sleep'), identity: ident('sleep'), accessLog: clientLog.log, metrics: createMeshMetrics(clientRegistry) });
     clientState = stateFor(resources, { ip: '127.77.1.1', pod: 'sleep-1', namespace: NS, serviceAccount: 'sleep', labels: { app: 'sleep' }, appHost: '127.77.2.1' });
     assert.deepEqual(client.apply(clientState).problems, []);
     sidecars.push(client);
@@ -79,6 +83,7 @@ describe('sidecar mTLS data path', () => {
       credentials: creds(certs.helloworld!, 'helloworld'),
       identity: ident('helloworld'),
       accessLog: serverLog.log,
+      metrics: createMeshMetrics(serverRegistry),
       logger: { debug() {}, info() {}, error() {}, warn: (m, f) => refusals.push(`${m} ${JSON.stringify(f)}`), child() { return this; } },
     });
     assert.deepEqual(hello.apply(stateFor(resources, { ip: '127.77.1.2', pod: 'helloworld-1', namespace: NS, serviceAccount: 'helloworld', labels: { app: 'helloworld' }, appHost: '127.77.2.2' })).problems, []);
@@ -138,6 +143,16 @@ describe('sidecar mTLS data path', () => {
     assert.equal(s.upstream_cluster, 'inbound|5000||');
     assert.equal(s.request_id, c.request_id, 'x-request-id travels with the request');
     assert.equal(s.upstream_host, '127.77.2.2:5000');
+    const source = (await clientRegistry.getSingleMetric('istio_requests_total')!.get()).values.find((v) => String(v.labels.response_code) === '200')!;
+    assert.equal(source.labels.reporter, 'source');
+    assert.equal(source.labels.destination_service, 'helloworld.sample.svc.cluster.local');
+    assert.equal(source.labels.destination_workload, 'helloworld-1');
+    assert.equal(source.labels.destination_principal, id('helloworld'));
+    assert.equal(source.labels.source_principal, id('sleep'));
+    const dest = (await serverRegistry.getSingleMetric('istio_requests_total')!.get()).values[0]!;
+    assert.equal(dest.labels.reporter, 'destination');
+    assert.equal(dest.labels.source_principal, id('sleep'));
+    assert.equal(dest.labels.connection_security_policy, 'mutual_tls');
   });
 
   test('origin-form request with a Host header, FQDN with port', async () => {
