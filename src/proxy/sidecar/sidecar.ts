@@ -76,7 +76,14 @@ export function createSidecar(options: SidecarOptions): Sidecar {
       res.destroy();
       return;
     }
-    route(req, res, info);
+    try {
+      route(req, res, info);
+    } catch (err) {
+      // A bug must cost one request, never the process.
+      logger.error('request handling failed', { error: (err as Error).message });
+      if (!res.headersSent) res.writeHead(500, { 'content-length': 0 }).end();
+      else res.destroy();
+    }
   });
   httpServer.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => {
     const info = (socket as TaggedSocket)[DOWN];
@@ -192,7 +199,10 @@ export function createSidecar(options: SidecarOptions): Sidecar {
       httpServer.emit('connection', socket);
       socket.resume();
     } else {
-      void proxyTcp(env, socket, chain.filter, info, initial);
+      proxyTcp(env, socket, chain.filter, info, initial).catch((err: Error) => {
+        logger.error('tcp proxy failed', { error: err.message });
+        socket.destroy();
+      });
     }
   }
 
