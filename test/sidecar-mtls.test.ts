@@ -224,6 +224,16 @@ describe('sidecar mTLS data path', () => {
     assert.equal(dbLog.records.at(-1)!.upstream_cluster, 'inbound|3306||');
   });
 
+  test('captured HTTP: an unchanged request to the VIP is handed to 0.0.0.0_5000 and routed by Host', async () => {
+    capturedDestination = { address: vipOf(resources, 'helloworld.sample.svc.cluster.local'), port: 5000 };
+    const r = await request({ host: '127.77.1.4', port: capturePort }, '/hello', { headers: { host: 'helloworld.sample:5000' } });
+    assert.equal(r.status, 200);
+    assert.equal(r.body, 'hello /hello host=helloworld.sample:5000');
+    const rec = tcpClientLog.records.at(-1)!;
+    assert.equal(rec.upstream_cluster, 'outbound|5000||helloworld.sample.svc.cluster.local');
+    assert.equal(rec.downstream_local_address, `${capturedDestination.address}:5000`);
+  });
+
   test('malformed HTTP from a client gets 400, the proxy keeps serving', async () => {
     const reply = await new Promise<string>((resolve) => {
       const s = net.connect({ host: '127.77.1.1', port: proxyPort });
