@@ -11,7 +11,7 @@ import tls from 'node:tls';
 import { Registry } from 'prom-client';
 import { createSidecar } from '../src/proxy/sidecar/index.js';
 import { createMeshMetrics } from '../src/proxy/telemetry/index.js';
-import type { Sidecar, ProxyXdsState } from '../src/proxy/sidecar/index.js';
+import type { SidecarHandle as Sidecar, ProxyXdsState } from '../src/proxy/sidecar/index.js';
 import type { Cluster, Listener } from '../src/xds/index.js';
 import { createTestPki } from './proxy-certs.js';
 import type { Leaf, TestPki } from './proxy-certs.js';

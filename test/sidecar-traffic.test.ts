@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { createSidecar } from '../src/proxy/sidecar/index.js';
-import type { Sidecar } from '../src/proxy/sidecar/index.js';
+import type { SidecarHandle as Sidecar } from '../src/proxy/sidecar/index.js';
 import { destinationRule, recorder, request, startBackend, stateFor, svc, virtualService, workload } from './sidecar-mesh.js';
 import type { Backend } from './sidecar-mesh.js';
 

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { X509Certificate } from 'node:crypto';
 import { createSidecar } from '../src/proxy/sidecar/index.js';
-import type { ProxyXdsState, Sidecar } from '../src/proxy/sidecar/index.js';
+import type { ProxyXdsState, SidecarHandle as Sidecar } from '../src/proxy/sidecar/index.js';
 import { caMaterialFromPem, generateIntermediateCa, generateRootCa, generateWorkloadCert } from '../src/ca/index.js';
 import { destinationRule, request, startBackend, stateFor, svc, virtualService, workload } from './sidecar-mesh.js';
 import type { Backend } from './sidecar-mesh.js';

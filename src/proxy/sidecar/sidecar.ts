@@ -20,7 +20,7 @@ import type { CompiledChain, CompiledListener } from './compile-listeners.js';
 import { createRouter } from './http-router.js';
 import type { DownstreamInfo, RouterEnv } from './http-router.js';
 import { proxyTcp } from './tcp-proxy.js';
-import type { ClusterStatus, Sidecar, SidecarOptions } from './types.js';
+import type { ClusterStatus, SidecarHandle, SidecarOptions } from './types.js';
 
 const DOWN = Symbol('crossmesh.downstream');
 type TaggedSocket = net.Socket & { [DOWN]?: DownstreamInfo };
@@ -35,7 +35,7 @@ interface BoundListener {
   ready: Promise<void>;
 }
 
-export function createSidecar(options: SidecarOptions): Sidecar {
+export function createSidecar(options: SidecarOptions): SidecarHandle {
   const clock = options.clock ?? systemClock;
   const logger = options.logger ?? silentLogger;
   let config: CompiledConfig = EMPTY_CONFIG;
