@@ -122,3 +122,18 @@ test('endpoint state survives an update that keeps the endpoint', () => {
   rt.update(settings(), [group('', 0, ['a', 'b'])]);
   assert.equal(rt.allHosts()[0], h);
 });
+
+test('least request (power of two choices) avoids the busy endpoint; random is weighted', () => {
+  const s = settings({ lbPolicy: 'LEAST_REQUEST' });
+  const rt = new ClusterRuntime(s, { current: () => undefined }, clock());
+  rt.update(s, [group('', 0, ['busy', 'idle'])]);
+  rt.allHosts().find((h) => h.address === 'busy')!.active = 10;
+  assert.deepEqual([...counts(rt, 50).keys()], ['idle']);
+  const r = settings({ lbPolicy: 'RANDOM' });
+  const rr = new ClusterRuntime(r, { current: () => undefined }, clock());
+  const g = group('', 0, ['light', 'heavy']);
+  g.endpoints[1]!.weight = 3;
+  rr.update(r, [g]);
+  const heavy = counts(rr, 4000).get('heavy') ?? 0;
+  assert.ok(heavy > 2800 && heavy < 3200, `heavy got ${heavy} of 4000`);
+});
