@@ -80,7 +80,15 @@ export function stateFor(
   const vips = allocateVips([...view.services.keys()]);
   const info = proxyInfoFromNode({
     id: `sidecar~${proxy.ip}~${proxy.pod}.${proxy.namespace}~${proxy.namespace}.svc.cluster.local`,
-    metadata: { CLUSTER_ID: 'c1', NETWORK: 'n1', NAMESPACE: proxy.namespace, LABELS: proxy.labels, SERVICE_ACCOUNT: proxy.serviceAccount ?? 'default' },
+    metadata: {
+      CLUSTER_ID: 'c1',
+      NETWORK: 'n1',
+      NAMESPACE: proxy.namespace,
+      LABELS: proxy.labels,
+      SERVICE_ACCOUNT: proxy.serviceAccount ?? 'default',
+      INTERCEPTION_MODE: proxy.interception ?? 'NONE',
+      ...(proxy.appHost ? { APP_HOST: proxy.appHost } : {}),
+    },
     locality: proxy.locality ?? { region: 'r1', zone: 'z1' },
   });
   const out = generateForProxy({
@@ -89,8 +97,6 @@ export function stateFor(
     mesh: { trustDomain: 'cluster.local', domainSuffix: 'cluster.local' },
     proxy: info,
     vipOf: (s) => vips.get(s.hostname),
-    interception: proxy.interception ?? 'NONE',
-    ...(proxy.appHost ? { appHost: proxy.appHost } : {}),
   });
   const map = <T>(typeUrl: string, m: Map<string, object>): Map<string, T> => new Map([...m].map(([k, v]) => [k, roundTrip<T>(typeUrl, v)]));
   return {

@@ -8,8 +8,10 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import tls from 'node:tls';
+import { Registry } from 'prom-client';
 import { createSidecar } from '../src/proxy/sidecar/index.js';
-import type { Sidecar, ProxyXdsState } from '../src/proxy/sidecar/index.js';
+import { createMeshMetrics } from '../src/proxy/telemetry/index.js';
+import type { SidecarHandle as Sidecar, ProxyXdsState } from '../src/proxy/sidecar/index.js';
 import type { Cluster, Listener } from '../src/xds/index.js';
 import { createTestPki } from './proxy-certs.js';
 import type { Leaf, TestPki } from './proxy-certs.js';
@@ -48,6 +50,8 @@ describe('sidecar mTLS data path', () => {
   let capturedDestination: { address: string; port: number } | undefined;
   let clientState: ProxyXdsState;
   let lastXfcc = '';
+  const clientRegistry = new Registry();
+  const serverRegistry = new Registry();
 
   const creds = (leaf: Leaf, sa: string) => () => ({ certChainPem: leaf.cert, keyPem: leaf.key, rootsPem: pki.rootPem, spiffeId: id(sa) });
   const ident = (workloadName: string) => ({ cluster: 'c1', namespace: NS, workload: workloadName, network: 'n1' });
@@ -70,7 +74,7 @@ describe('sidecar mTLS data path', () => {
     await new Promise<void>((r) => echo.listen(3306, '127.77.2.3', r));
     servers.push(echo);
 
-    client = createSidecar({ credentials: creds(certs.sleep!, 'sleep'), identity: ident('sleep'), accessLog: clientLog.log });
+    client = createSidecar({ credentials: creds(certs.sleep!, 'sleep'), identity: ident('sleep'), accessLog: clientLog.log, metrics: createMeshMetrics(clientRegistry) });
     clientState = stateFor(resources, { ip: '127.77.1.1', pod: 'sleep-1', namespace: NS, serviceAccount: 'sleep', labels: { app: 'sleep' }, appHost: '127.77.2.1' });
     assert.deepEqual(client.apply(clientState).problems, []);
     sidecars.push(client);
@@ -79,6 +83,7 @@ describe('sidecar mTLS data path', () => {
       credentials: creds(certs.helloworld!, 'helloworld'),
       identity: ident('helloworld'),
       accessLog: serverLog.log,
+      metrics: createMeshMetrics(serverRegistry),
       logger: { debug() {}, info() {}, error() {}, warn: (m, f) => refusals.push(`${m} ${JSON.stringify(f)}`), child() { return this; } },
     });
     assert.deepEqual(hello.apply(stateFor(resources, { ip: '127.77.1.2', pod: 'helloworld-1', namespace: NS, serviceAccount: 'helloworld', labels: { app: 'helloworld' }, appHost: '127.77.2.2' })).problems, []);
@@ -138,6 +143,16 @@ describe('sidecar mTLS data path', () => {
     assert.equal(s.upstream_cluster, 'inbound|5000||');
     assert.equal(s.request_id, c.request_id, 'x-request-id travels with the request');
     assert.equal(s.upstream_host, '127.77.2.2:5000');
+    const source = (await clientRegistry.getSingleMetric('istio_requests_total')!.get()).values.find((v) => String(v.labels.response_code) === '200')!;
+    assert.equal(source.labels.reporter, 'source');
+    assert.equal(source.labels.destination_service, 'helloworld.sample.svc.cluster.local');
+    assert.equal(source.labels.destination_workload, 'helloworld-1');
+    assert.equal(source.labels.destination_principal, id('helloworld'));
+    assert.equal(source.labels.source_principal, id('sleep'));
+    const dest = (await serverRegistry.getSingleMetric('istio_requests_total')!.get()).values[0]!;
+    assert.equal(dest.labels.reporter, 'destination');
+    assert.equal(dest.labels.source_principal, id('sleep'));
+    assert.equal(dest.labels.connection_security_policy, 'mutual_tls');
   });
 
   test('origin-form request with a Host header, FQDN with port', async () => {
@@ -209,6 +224,16 @@ describe('sidecar mTLS data path', () => {
     assert.equal(dbLog.records.at(-1)!.upstream_cluster, 'inbound|3306||');
   });
 
+  test('captured HTTP: an unchanged request to the VIP is handed to 0.0.0.0_5000 and routed by Host', async () => {
+    capturedDestination = { address: vipOf(resources, 'helloworld.sample.svc.cluster.local'), port: 5000 };
+    const r = await request({ host: '127.77.1.4', port: capturePort }, '/hello', { headers: { host: 'helloworld.sample:5000' } });
+    assert.equal(r.status, 200);
+    assert.equal(r.body, 'hello /hello host=helloworld.sample:5000');
+    const rec = tcpClientLog.records.at(-1)!;
+    assert.equal(rec.upstream_cluster, 'outbound|5000||helloworld.sample.svc.cluster.local');
+    assert.equal(rec.downstream_local_address, `${capturedDestination.address}:5000`);
+  });
+
   test('malformed HTTP from a client gets 400, the proxy keeps serving', async () => {
     const reply = await new Promise<string>((resolve) => {
       const s = net.connect({ host: '127.77.1.1', port: proxyPort });
@@ -233,6 +258,54 @@ describe('sidecar mTLS data path', () => {
     const r = await request({ host: '127.77.1.1', port: proxyPort }, 'http://helloworld.sample:5000/still');
     assert.equal(r.status, 200);
     assert.deepEqual(client.apply(clientState).problems, []);
+  });
+});
+
+describe('captured inbound (virtualInbound)', () => {
+  test('the chain is chosen by the original destination port; mTLS terminated, plaintext refused', async () => {
+    const pki = await createTestPki();
+    const [server, caller] = await Promise.all([pki.issue({ spiffe: id('helloworld') }), pki.issue({ spiffe: id('sleep') })]);
+    let xfcc = '';
+    const app = await startBackend('127.77.3.2', 5000, 'app', (req, res) => {
+      xfcc = String(req.headers['x-forwarded-client-cert'] ?? '');
+      req.resume();
+      res.end('inbound ok');
+    });
+    const log = recorder();
+    const sidecar = createSidecar({
+      credentials: () => ({ certChainPem: server.cert, keyPem: server.key, rootsPem: pki.rootPem, spiffeId: id('helloworld') }),
+      identity: { cluster: 'c1', namespace: NS, workload: 'helloworld', network: 'n1' },
+      accessLog: log.log,
+      // What iptables REDIRECT to 15006 would report for a connection to the pod's port 5000.
+      originalDestination: () => ({ address: '127.77.3.1', port: 5000 }),
+    });
+    try {
+      const state = stateFor(resources, { ip: '127.77.3.1', pod: 'helloworld-2', namespace: NS, serviceAccount: 'helloworld', labels: { app: 'helloworld' }, interception: 'REDIRECT', appHost: '127.77.3.2' });
+      const listeners = state.listeners as Map<string, Listener>;
+      for (const name of ['virtualOutbound', 'virtualInbound']) {
+        listeners.set(name, { ...listeners.get(name)!, address: { socket_address: { address: '127.77.3.1', port_value: name === 'virtualOutbound' ? 15001 : 15006 } } });
+      }
+      assert.deepEqual(sidecar.apply(state).problems, []);
+      const port = (await sidecar.listening()).get('virtualInbound')!.port;
+      const reply = await new Promise<string>((resolve, reject) => {
+        const s = tls.connect({ host: '127.77.3.1', port, cert: caller.cert, key: caller.key, ca: pki.rootPem, servername: 'outbound_.5000_._.helloworld.sample.svc.cluster.local', ALPNProtocols: ['istio-http/1.1'], checkServerIdentity: () => undefined });
+        let data = '';
+        s.on('secureConnect', () => s.write('GET /in HTTP/1.1\r\nhost: helloworld.sample:5000\r\nconnection: close\r\n\r\n'));
+        s.on('data', (c) => (data += c));
+        s.on('end', () => resolve(data));
+        s.on('error', reject);
+      });
+      assert.match(reply, /^HTTP\/1\.1 200/);
+      assert.match(reply, /inbound ok$/);
+      assert.match(xfcc, new RegExp(`URI=${id('sleep')}$`));
+      assert.equal(log.records.at(-1)!.upstream_cluster, 'inbound|5000||');
+      assert.equal(log.records.at(-1)!.downstream_local_address, '127.77.3.1:5000');
+      const plain = await request({ host: '127.77.3.1', port }, '/').then(() => 'answered', () => 'refused');
+      assert.equal(plain, 'refused');
+    } finally {
+      await sidecar.close();
+      await app.close();
+    }
   });
 });
 

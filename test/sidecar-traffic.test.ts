@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { createSidecar } from '../src/proxy/sidecar/index.js';
-import type { Sidecar } from '../src/proxy/sidecar/index.js';
+import type { SidecarHandle as Sidecar } from '../src/proxy/sidecar/index.js';
 import { destinationRule, recorder, request, startBackend, stateFor, svc, virtualService, workload } from './sidecar-mesh.js';
 import type { Backend } from './sidecar-mesh.js';
 
@@ -32,6 +32,10 @@ const resources = [
   svc(NS, 'failover', 7006, 7006),
   workload(NS, 'fo-near', '127.78.1.61', { app: 'failover' }, { ...plain, locality: 'r1/z1' }),
   workload(NS, 'fo-far', '127.78.1.62', { app: 'failover' }, { ...plain, locality: 'r2/z9' }),
+  svc(NS, 'slow', 7007, 7007),
+  workload(NS, 'slow-1', '127.78.1.71', { app: 'slow' }, plain),
+  svc(NS, 'shadow', 7007, 7008),
+  workload(NS, 'shadow-1', '127.78.1.81', { app: 'shadow' }, plain),
   svc(NS, 'client', 80, 80),
 ];
 const config = {
@@ -58,8 +62,16 @@ const config = {
         },
       ],
     }),
+    virtualService(NS, 'slow', {
+      hosts: ['slow'],
+      http: [
+        { match: [{ uri: { prefix: '/timeout' } }], timeout: '100ms', route: [{ destination: { host: 'slow' } }] },
+        { mirror: { host: 'shadow' }, mirrorPercentage: { value: 100 }, route: [{ destination: { host: 'slow' } }] },
+      ],
+    }),
   ],
   destinationRules: [
+    destinationRule(NS, 'slow', { host: 'slow', trafficPolicy: { connectionPool: { http: { http2MaxRequests: 2 } } } }),
     destinationRule(NS, 'split', { host: 'split', subsets: [{ name: 'v1', labels: { version: 'v1' } }, { name: 'v2', labels: { version: 'v2' } }] }),
     destinationRule(NS, 'hash', { host: 'hash', trafficPolicy: { loadBalancer: { consistentHash: { httpHeaderName: 'x-user' } } } }),
     destinationRule(NS, 'outlier', {
@@ -116,6 +128,15 @@ describe('sidecar traffic management', () => {
       req.resume();
       res.statusCode = 500;
       res.end('bad');
+    }));
+    backends.set('slow-1', await startBackend('127.78.1.71', 7007, 'slow-1', (req, res) => {
+      req.resume();
+      setTimeout(() => res.end('slow'), Number(/ms=(\d+)/.exec(req.url ?? '')?.[1] ?? 0));
+    }));
+    backends.set('shadow-1', await startBackend('127.78.1.81', 7008, 'shadow-1', (req, res) => {
+      req.resume();
+      seen.push(`shadow ${req.url} ${req.headers.host}`);
+      res.end('shadow');
     }));
     sidecar = createSidecar({ credentials: () => undefined, identity: { cluster: 'c1', namespace: NS, workload: 'client', network: 'n1' }, accessLog: log.log });
     const state = stateFor(resources, { ip: '127.78.1.1', pod: 'client-1', namespace: NS, labels: { app: 'client' }, appHost: '127.78.2.1' }, config);
@@ -206,5 +227,20 @@ describe('sidecar traffic management', () => {
     assert.deepEqual(next.map((r) => r.status).filter((s) => s !== 200), [], 'connect failures were retried elsewhere');
     assert.deepEqual([...new Set(next.map((r) => r.body))], ['fo-far']);
     assert.ok(sidecar.clusterStatus().find((c) => c.name === `outbound|7006||${host('failover')}`)!.endpoints.find((e) => e.address === '127.78.1.61')!.ejected);
+  });
+
+  test('route timeout gives 504 UT; the circuit breaker gives 503 UO; mirrors are fire-and-forget', async () => {
+    const t = await get('http://slow.shop:7007/timeout?ms=1000');
+    assert.equal(t.status, 504);
+    assert.equal(log.records.at(-1)!.response_flags, 'UT');
+    // max_requests 2: a third concurrent request overflows.
+    const three = await Promise.all([1, 2, 3].map(() => get('http://slow.shop:7007/hold?ms=300')));
+    assert.deepEqual(three.map((r) => r.status).sort(), [200, 200, 503]);
+    assert.ok(log.records.some((r) => r.response_flags === 'UO'));
+    const before = seen.filter((x) => x.startsWith('shadow')).length;
+    const m = await get('http://slow.shop:7007/copy?ms=0');
+    assert.equal(m.body, 'slow', 'the caller gets the primary answer');
+    for (let i = 0; i < 100 && seen.filter((x) => x.startsWith('shadow')).length === before; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(seen.filter((x) => x.startsWith('shadow')).at(-1), 'shadow /copy?ms=0 slow.shop-shadow:7007');
   });
 });

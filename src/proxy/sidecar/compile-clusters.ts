@@ -4,9 +4,10 @@
  * endpoints grouped by priority and locality.
  */
 import type { ClusterSettings, EndpointSpec, LocalityGroup, OutlierSettings, UpstreamTls } from '../upstream/index.js';
-import { Problems, durationMs, structJson, wrapped } from './config-util.js';
+import type { Decoded, Problems } from './config-util.js';
+import { durationMs, structJson, wrapped } from './config-util.js';
 
-type Obj = Record<string, any>;
+type Obj = Decoded;
 
 const TLS_SOCKET = 'envoy.transport_sockets.tls';
 const RAW_SOCKET = 'envoy.transport_sockets.raw_buffer';

@@ -3,12 +3,13 @@
  * or tcp_proxy), plus the downstream TLS to terminate. Chain selection follows Envoy's order: destination
  * port, server name, transport protocol, application protocol; at each step the most specific match wins.
  */
-import { Problems, wrapped } from './config-util.js';
+import type { Decoded, Problems } from './config-util.js';
+import { wrapped } from './config-util.js';
 import { checkSecretNames } from './compile-clusters.js';
 import { compileRouteTable } from './compile-routes.js';
 import type { RouteTable } from './compile-routes.js';
 
-type Obj = Record<string, any>;
+type Obj = Decoded;
 
 const HCM = 'envoy.filters.network.http_connection_manager';
 const TCP_PROXY = 'envoy.filters.network.tcp_proxy';

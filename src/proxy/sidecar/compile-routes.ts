@@ -3,9 +3,10 @@
  * suffix wildcard, then longest prefix wildcard, then `*`, as Envoy picks them), routes with their matchers
  * built once so that a request costs string compares, never parsing.
  */
-import { Problems, durationMs, fraction, fullMatchRegex, wrapped } from './config-util.js';
+import type { Decoded, Problems } from './config-util.js';
+import { durationMs, fraction, fullMatchRegex, wrapped } from './config-util.js';
 
-type Obj = Record<string, any>;
+type Obj = Decoded;
 
 export interface StringMatcher {
   (value: string): boolean;

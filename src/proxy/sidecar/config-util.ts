@@ -2,6 +2,12 @@
 import { fromStruct } from '../../xds/index.js';
 import type { StructValue } from '../../xds/index.js';
 
+/**
+ * A decoded protobuf message as protobufjs hands it over: JSON-shaped, every field optional. Compilers
+ * read it field by field, defensively, and report what they cannot use.
+ */
+export type Decoded = Record<string, ReturnType<typeof JSON.parse>>;
+
 /** A problem found while compiling one resource; `path` names the field. */
 export interface CompileProblem {
   path: string;

@@ -186,7 +186,11 @@ export function createRouter(env: RouterEnv): (req: http.IncomingMessage, res: h
     };
     res.once('close', () => {
       if (!res.writableFinished) x.flags.push('DC');
-      logExchange(x, req, down);
+      try {
+        logExchange(x, req, down);
+      } catch {
+        // Telemetry sinks are the caller's; their failure must not take the proxy down.
+      }
     });
 
     const table = down.chain.inline ?? (down.chain.rds !== undefined ? env.routeTable(down.chain.rds) : undefined);
@@ -424,7 +428,15 @@ export function createRouter(env: RouterEnv): (req: http.IncomingMessage, res: h
         else out[k] = [prev as string, raw[i + 1]!];
       }
       for (const ops of responseOps) if (ops) applyOps(out, ops);
-      res.writeHead(x.status, out);
+      try {
+        res.writeHead(x.status, out);
+      } catch {
+        // A header node refuses to send (invalid characters from the upstream or a header op).
+        up.resume();
+        o.done();
+        finish();
+        return localReply(x, res, 502, 'UPE', 'upstream sent an invalid response header');
+      }
       up.on('data', (c: Buffer) => (x.bytesOut += c.length));
       up.pipe(res);
       up.once('end', () => {
@@ -444,6 +456,7 @@ export function createRouter(env: RouterEnv): (req: http.IncomingMessage, res: h
     const once = (host: UpstreamHost, cb: (o: Outcome) => void): void => {
       let settled = false;
       let released = false;
+      let perTry: { cancel(): void } | undefined;
       host.active++;
       cluster.active++;
       const release = (): void => {
@@ -461,12 +474,20 @@ export function createRouter(env: RouterEnv): (req: http.IncomingMessage, res: h
       };
       let sock: UpstreamSocket | undefined;
       let reused = false;
-      const upReq = http.request({ agent: host.httpAgent(), host: host.address, port: host.port, method: req.method, path, headers, setHost: false });
+      let upReq: http.ClientRequest;
+      try {
+        upReq = http.request({ agent: host.httpAgent(), host: host.address, port: host.port, method: req.method, path, headers, setHost: false });
+      } catch (err) {
+        // Invalid header values (from a header op) or path: nothing was sent.
+        return settle({ kind: 'connect-failure', reason: (err as Error).message, transport: undefined });
+      }
       current = upReq;
-      const perTry = retry && retry.perTryTimeoutMs > 0 ? env.clock.setTimeout(() => {
-        upReq.destroy();
-        settle({ kind: 'timeout' });
-      }, retry.perTryTimeoutMs) : undefined;
+      if (retry && retry.perTryTimeoutMs > 0) {
+        perTry = env.clock.setTimeout(() => {
+          upReq.destroy();
+          settle({ kind: 'timeout' });
+        }, retry.perTryTimeoutMs);
+      }
       upReq.once('socket', (s: UpstreamSocket) => {
         sock = s;
         const n = (s[REQUESTS] ?? 0) + 1;

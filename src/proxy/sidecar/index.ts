@@ -4,6 +4,6 @@
  * `crossmesh proxy` process drives.
  */
 export { createSidecar } from './sidecar.js';
-export type { ProxyXdsState, SidecarOptions, Sidecar, SidecarCredentials, ResourceProblem, ClusterStatus, EndpointStatus } from './types.js';
+export type { ProxyXdsState, SidecarOptions, Sidecar, SidecarHandle, SidecarCredentials, ResourceProblem, ClusterStatus, EndpointStatus } from './types.js';
 export { compileState } from './config.js';
 export type { CompiledConfig } from './config.js';

@@ -20,7 +20,7 @@ import type { CompiledChain, CompiledListener } from './compile-listeners.js';
 import { createRouter } from './http-router.js';
 import type { DownstreamInfo, RouterEnv } from './http-router.js';
 import { proxyTcp } from './tcp-proxy.js';
-import type { ClusterStatus, Sidecar, SidecarOptions } from './types.js';
+import type { ClusterStatus, SidecarHandle, SidecarOptions } from './types.js';
 
 const DOWN = Symbol('crossmesh.downstream');
 type TaggedSocket = net.Socket & { [DOWN]?: DownstreamInfo };
@@ -35,7 +35,7 @@ interface BoundListener {
   ready: Promise<void>;
 }
 
-export function createSidecar(options: SidecarOptions): Sidecar {
+export function createSidecar(options: SidecarOptions): SidecarHandle {
   const clock = options.clock ?? systemClock;
   const logger = options.logger ?? silentLogger;
   let config: CompiledConfig = EMPTY_CONFIG;
@@ -44,15 +44,17 @@ export function createSidecar(options: SidecarOptions): Sidecar {
   const sockets = new Set<net.Socket>();
   let closed = false;
 
+  // Building a SecureContext parses keys and roots (milliseconds): one per distinct credential set.
   let cachedContext: tls.SecureContext | undefined;
-  let cachedFor: object | undefined;
+  let cachedFor: { certChainPem: string; keyPem: string; rootsPem: string } | undefined;
   const contexts: SecureContextSource = {
     current() {
       const creds = options.credentials();
       if (!creds) return undefined;
-      if (cachedFor !== creds || !cachedContext) {
+      const c = cachedFor;
+      if (!cachedContext || !c || c.certChainPem !== creds.certChainPem || c.keyPem !== creds.keyPem || c.rootsPem !== creds.rootsPem) {
         cachedContext = tls.createSecureContext({ cert: creds.certChainPem, key: creds.keyPem, ca: creds.rootsPem });
-        cachedFor = creds;
+        cachedFor = { certChainPem: creds.certChainPem, keyPem: creds.keyPem, rootsPem: creds.rootsPem };
       }
       return cachedContext;
     },
@@ -74,7 +76,14 @@ export function createSidecar(options: SidecarOptions): Sidecar {
       res.destroy();
       return;
     }
-    route(req, res, info);
+    try {
+      route(req, res, info);
+    } catch (err) {
+      // A bug must cost one request, never the process.
+      logger.error('request handling failed', { error: (err as Error).message });
+      if (!res.headersSent) res.writeHead(500, { 'content-length': 0 }).end();
+      else res.destroy();
+    }
   });
   httpServer.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => {
     const info = (socket as TaggedSocket)[DOWN];
@@ -121,6 +130,7 @@ export function createSidecar(options: SidecarOptions): Sidecar {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
     socket.on('error', () => {});
+    socket.setNoDelay(true);
     let listener = config.listeners.get(name);
     if (!listener) {
       socket.destroy();
@@ -189,7 +199,10 @@ export function createSidecar(options: SidecarOptions): Sidecar {
       httpServer.emit('connection', socket);
       socket.resume();
     } else {
-      void proxyTcp(env, socket, chain.filter, info, initial);
+      proxyTcp(env, socket, chain.filter, info, initial).catch((err: Error) => {
+        logger.error('tcp proxy failed', { error: err.message });
+        socket.destroy();
+      });
     }
   }
 

@@ -72,7 +72,11 @@ export interface Sidecar {
   credentialsChanged(): void;
   /** For admin: endpoint health, outlier ejections, active connections per cluster. */
   clusterStatus(): ClusterStatus[];
+  close(): Promise<void>;
+}
+
+/** What createSidecar returns: the contract above plus what tests and admin may want to know. */
+export interface SidecarHandle extends Sidecar {
   /** Resolves once every bind apply() started has finished: bound listener name → address (port 0 resolved). */
   listening(): Promise<Map<string, { address: string; port: number }>>;
-  close(): Promise<void>;
 }

@@ -122,6 +122,8 @@ export class UpstreamHost {
       });
       sock = tsock;
       if (!ctx) process.nextTick(() => sock.destroy(Object.assign(new Error('no workload certificate yet'), { code: 'ENOCERT' })));
+      // Nagle must be off on the TCP socket under TLS; setting it before connect does not reach it.
+      sock.once('connect', () => sock.setNoDelay(true));
       sock.once('secureConnect', () => {
         sock[CONNECTED] = true;
         sock.setTimeout(0);
@@ -151,12 +153,11 @@ export class UpstreamHost {
   httpAgent(): http.Agent {
     if (this.agent) return this.agent;
     const agent = new http.Agent({ keepAlive: true, maxSockets: this.limits.maxConnections, maxFreeSockets: 1024, scheduling: 'lifo', timeout: this.limits.idleTimeoutMs });
-    const self = this;
-    (agent as unknown as { createConnection: () => net.Socket }).createConnection = () => self.connect();
+    (agent as unknown as { createConnection: () => net.Socket }).createConnection = () => this.connect();
     const keep = agent.keepSocketAlive.bind(agent);
     agent.keepSocketAlive = (socket: UpstreamSocket): boolean => {
-      const max = self.limits.maxRequestsPerConnection;
-      if (self.retired || (max > 0 && (socket[REQUESTS] ?? 0) >= max)) return false;
+      const max = this.limits.maxRequestsPerConnection;
+      if (this.retired || (max > 0 && (socket[REQUESTS] ?? 0) >= max)) return false;
       return keep(socket) as unknown as boolean;
     };
     this.agent = agent;
@@ -166,8 +167,7 @@ export class UpstreamHost {
   /** No new requests will come here: idle connections close now, busy ones when their request ends. */
   retire(): void {
     this.retired = true;
-    this.agent?.destroy();
-    this.agent = undefined;
+    this.dropIdle();
   }
 
   /** Drops pooled idle connections (new ones pick up rotated credentials); busy ones finish first. */
