@@ -11,7 +11,7 @@ import { generateForProxy, proxyInfoFromNode, proxyGroupKey } from '../src/contr
 import type { ProxyResources } from '../src/controlplane/translate/index.js';
 import { TYPE_URLS, encodeResource } from '../src/xds/index.js';
 import type { XdsNode } from '../src/xds/index.js';
-import type { ClusterStatus, ProxyXdsState, Sidecar, SidecarOptions, SidecarProblem } from '../src/proxy/runtime/index.js';
+import type { ClusterStatus, ProxyXdsState, SidecarHandle, SidecarOptions, SidecarProblem } from '../src/proxy/runtime/index.js';
 
 export const svc = (ns: string, name: string, port: number, target: number, portName = 'http'): Resource => ({
   apiVersion: 'v1',
@@ -80,13 +80,13 @@ export function toSnapshot(r: ProxyResources): Snapshot {
 }
 
 /** A stand-in for the sidecar data path: records what it is given; rejects clusters named `…reject…`, throws on `…explode…`. */
-export interface FakeSidecar extends Sidecar {
+export interface FakeSidecar extends SidecarHandle {
   applied: ProxyXdsState[];
   credentialChanges: number;
   options: SidecarOptions | undefined;
 }
 
-export function fakeSidecarFactory(): { factory: (o: SidecarOptions) => Sidecar; sidecar: FakeSidecar } {
+export function fakeSidecarFactory(): { factory: (o: SidecarOptions) => SidecarHandle; sidecar: FakeSidecar } {
   const sidecar: FakeSidecar = {
     applied: [],
     credentialChanges: 0,

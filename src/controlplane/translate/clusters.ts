@@ -48,8 +48,7 @@ export function buildOutboundCluster(input: OutboundClusterInput): Cluster {
   }) as Cluster & Record<string, unknown>;
 
   if (lb?.consistentHash?.minimumRingSize) cluster.ring_hash_lb_config = { minimum_ring_size: lb.consistentHash.minimumRingSize };
-  const thresholds = circuitBreakers(policy);
-  if (thresholds) cluster.circuit_breakers = { thresholds: [thresholds] };
+  cluster.circuit_breakers = { thresholds: [circuitBreakers(policy)] };
   const http = policy.connectionPool?.http;
   const isHttp = port.protocol === 'HTTP' || port.protocol === 'HTTP2' || port.protocol === 'GRPC';
   if (isHttp && (http?.maxRequestsPerConnection || http?.idleTimeout || port.protocol !== 'HTTP')) {
@@ -175,15 +174,19 @@ function lbPolicy(simple: string | undefined): Cluster['lb_policy'] {
   }
 }
 
-function circuitBreakers(policy: TrafficPolicy): Record<string, unknown> | undefined {
+/** Istio sets every limit to the maximum unless a DestinationRule asks for less; Envoy's own defaults (e.g. 3 concurrent retries) would turn bursts of failures into 503s. */
+const UNLIMITED = 4294967295;
+
+function circuitBreakers(policy: TrafficPolicy): Record<string, unknown> {
   const tcp = policy.connectionPool?.tcp;
   const http = policy.connectionPool?.http;
-  const t: Record<string, unknown> = {};
-  if (tcp?.maxConnections) t.max_connections = { value: tcp.maxConnections };
-  if (http?.http1MaxPendingRequests) t.max_pending_requests = { value: http.http1MaxPendingRequests };
-  if (http?.http2MaxRequests) t.max_requests = { value: http.http2MaxRequests };
-  if (http?.maxRetries) t.max_retries = { value: http.maxRetries };
-  return Object.keys(t).length ? t : undefined;
+  return {
+    max_connections: { value: tcp?.maxConnections || UNLIMITED },
+    max_pending_requests: { value: http?.http1MaxPendingRequests || UNLIMITED },
+    max_requests: { value: http?.http2MaxRequests || UNLIMITED },
+    max_retries: { value: http?.maxRetries || UNLIMITED },
+    track_remaining: true,
+  };
 }
 
 function msOf(d: string | undefined): number | undefined {

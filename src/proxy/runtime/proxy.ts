@@ -22,7 +22,7 @@ import { gatewayResolver } from './gateway-routes.js';
 import { createLevelLogger } from './level-logger.js';
 import { buildProxyNode, istioProxyType } from './node.js';
 import type { ProxyIdentityInfo } from './node.js';
-import type { ClusterStatus, ProxyXdsState, Sidecar, SidecarCredentials, SidecarFactory, SidecarOptions, SidecarProblem } from './sidecar-contract.js';
+import type { ClusterStatus, ProxyXdsState, SidecarCredentials, SidecarHandle, SidecarFactory, SidecarOptions, SidecarProblem } from './sidecar-contract.js';
 import { createSidecar } from '../sidecar/index.js';
 import { createXdsState } from './xds-state.js';
 import type { TypeVersion, XdsState } from './xds-state.js';
@@ -96,7 +96,7 @@ export function createProxy(options: ProxyOptions): Proxy {
 
   let creds: SidecarCredentials | undefined;
   let rotatedAt: number | undefined;
-  let sidecar: Sidecar | undefined;
+  let sidecar: SidecarHandle | undefined;
   let ads: AdsClient | undefined;
   let xds: XdsState | undefined;
   let admin: AdminServer | undefined;
