@@ -41,8 +41,9 @@ test('crossmesh proxy joins a real control plane with a token over TLS xDS; prox
   t.after(() => child.kill('SIGKILL'));
 
   const admin = await eventually(() => /"admin":"([^"]+)"/.exec(stderr)?.[1], 10_000);
-  const status = /"status":"[^"]*:(\d+)"/.exec(stderr)![1];
-  await eventually(async () => (await fetch(`http://127.0.0.1:${status}/healthz/ready`)).status === 200 || undefined, 10_000).catch((err: unknown) => {
+  // Without capture every listener binds the workload address (several proxies may share a host).
+  const status = /"status":"([^"]+)"/.exec(stderr)![1];
+  await eventually(async () => (await fetch(`http://${status}/healthz/ready`)).status === 200 || undefined, 10_000).catch((err: unknown) => {
     throw new Error(`not ready: ${String(err)}\n${stderr}`);
   });
 

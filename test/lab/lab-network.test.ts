@@ -9,7 +9,8 @@ const listen = (port: number) => `require('net').createServer(s=>{s.on('error',(
 
 test('lab network: same network reaches directly, other networks only through public addresses, destroy leaves nothing', { skip: !canUseNetns() && 'needs root and ip netns' }, async () => {
   const prefix = testPrefix('ln');
-  const lab = await createLabNetwork({ prefix, hostAccess: true });
+  // Its own internet segment (TEST-NET-3), so a lab started by another test at the same time cannot collide.
+  const lab = await createLabNetwork({ prefix, hostAccess: true, internetPrefix: '203.0.113' });
   const servers: Array<{ kill(signal?: NodeJS.Signals): boolean }> = [];
   try {
     await lab.addNetwork('vpc-1');
@@ -41,7 +42,10 @@ test('lab network: same network reaches directly, other networks only through pu
   }
   const left = execFileSync('ip', ['netns', 'list']).toString();
   assert.ok(!left.includes(prefix), `namespaces left behind: ${left}`);
-  assert.ok(!execFileSync('ip', ['-o', 'link']).toString().includes(`h${prefix}`.slice(0, 15)), 'host veth removed with the lab');
+  // The kernel tears a deleted namespace down asynchronously; its veth pair goes with it shortly after.
+  const veth = `h${prefix}`.slice(0, 15);
+  for (let i = 0; i < 40 && execFileSync('ip', ['-o', 'link']).toString().includes(veth); i++) await new Promise((r) => setTimeout(r, 50));
+  assert.ok(!execFileSync('ip', ['-o', 'link']).toString().includes(veth), 'host veth removed with the lab');
 });
 
 test('lab network: destroy also removes namespaces a crashed run left behind', { skip: !canUseNetns() && 'needs root and ip netns' }, async () => {

@@ -19,6 +19,8 @@ export interface LabNetworkOptions {
    * lab's internet namespace.
    */
   hostAccess?: boolean;
+  /** First three octets of the internet segment's /24 (default 198.51.100, TEST-NET-2); tests pick their own. */
+  internetPrefix?: string;
 }
 
 export interface NetworkInfo {
@@ -52,7 +54,6 @@ export interface LabNetwork {
   destroy(): Promise<void>;
 }
 
-const INTERNET_SUBNET_PREFIX = '198.51.100';
 const BRIDGE = 'br0';
 const UPLINK = 'inet0';
 
@@ -66,6 +67,7 @@ export async function createLabNetwork(options: LabNetworkOptions): Promise<LabN
   let nextPublic = 100;
   let nextVeth = 0;
 
+  const internet = options.internetPrefix ?? '198.51.100';
   const internetNs = `${prefix}-internet`;
   await addNamespace(internetNs);
   await ip('-n', internetNs, 'link', 'add', BRIDGE, 'type', 'bridge');
@@ -77,7 +79,7 @@ export async function createLabNetwork(options: LabNetworkOptions): Promise<LabN
     await ip('link', 'add', hostVeth, 'type', 'veth', 'peer', 'name', peer, 'netns', internetNs);
     await ip('-n', internetNs, 'link', 'set', peer, 'master', BRIDGE);
     await ip('-n', internetNs, 'link', 'set', peer, 'up');
-    hostAddress = `${INTERNET_SUBNET_PREFIX}.254`;
+    hostAddress = `${internet}.254`;
     await ip('addr', 'add', `${hostAddress}/24`, 'dev', hostVeth);
     await ip('link', 'set', hostVeth, 'up');
   }
@@ -112,7 +114,7 @@ export async function createLabNetwork(options: LabNetworkOptions): Promise<LabN
         nextHost: 10,
         subnet: `${subnetBase}.0.0/16`,
         router: `${subnetBase}.0.1`,
-        publicAddress: `${INTERNET_SUBNET_PREFIX}.${index}`,
+        publicAddress: `${internet}.${index}`,
       };
       await addNamespace(namespace);
       await ip('-n', namespace, 'link', 'add', BRIDGE, 'type', 'bridge');
@@ -137,7 +139,7 @@ export async function createLabNetwork(options: LabNetworkOptions): Promise<LabN
       await ip('-n', namespace, 'route', 'add', 'default', 'via', net.router);
       const info: HostInfo & { veth: string } = { name, network, namespace, address, veth };
       if (hostOptions.publicAddress) {
-        info.publicAddress = `${INTERNET_SUBNET_PREFIX}.${nextPublic++}`;
+        info.publicAddress = `${internet}.${nextPublic++}`;
         await plug(namespace, 'eth1', internetNs, `${info.publicAddress}/24`);
       }
       hosts.set(name, info);
