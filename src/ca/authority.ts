@@ -145,6 +145,12 @@ function signingState(material: CaMaterial, extraTokenKeys: readonly KeyObject[]
 }
 
 /** Creates the online CA from a cacerts dir, given material, or (warning loudly) a fresh self-signed root. */
+/**
+ * The name every control plane's TLS certificate carries (as istiod's does), so clients that dial an IP
+ * address can still verify a name: TLS forbids an IP address as SNI.
+ */
+export const CONTROL_PLANE_SERVER_NAME = 'istiod.istio-system.svc';
+
 export async function createCertificateAuthority(opts: CertificateAuthorityOptions = {}): Promise<CertificateAuthority> {
   const clock = opts.clock ?? systemClock;
   const logger = opts.logger ?? silentLogger;
@@ -264,7 +270,7 @@ export async function createCertificateAuthority(opts: CertificateAuthorityOptio
         publicKey: key.cryptoKeys.publicKey,
         issuer: signer,
         spiffeId: o.spiffeId ?? `spiffe://${trustDomain}/ns/istio-system/sa/crossmesh-control-plane`,
-        dnsNames: o.dnsNames ?? ['localhost'],
+        dnsNames: [...new Set([...(o.dnsNames ?? ['localhost']), CONTROL_PLANE_SERVER_NAME])],
         ipAddresses: o.ipAddresses ?? ['127.0.0.1'],
         nowMs: clock.now(),
         validitySeconds: o.ttlSeconds ?? 365 * DAY,

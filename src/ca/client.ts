@@ -1,3 +1,5 @@
+import { isIP } from 'node:net';
+import { CONTROL_PLANE_SERVER_NAME } from './authority.js';
 import * as grpc from '@grpc/grpc-js';
 import type { KeyPair } from './keys.js';
 import { x509 } from './keys.js';
@@ -34,6 +36,12 @@ export interface CaConnection {
 export type CertificateResult = { ok: true; certChain: string[] } | { ok: false; code: grpc.status; message: string };
 
 /** Calls IstioCertificateService/CreateCertificate once on a fresh channel; failures are values. */
+/** The host part of `host:port` or `[v6]:port`. */
+export function hostOf(address: string): string {
+  const m = /^\[([^\]]+)\](?::\d+)?$/.exec(address);
+  return m ? m[1]! : address.replace(/:\d+$/, '');
+}
+
 export async function requestCertificate(conn: CaConnection, csrPem: string, ttlSeconds: number): Promise<CertificateResult> {
   const creds = grpc.credentials.createSsl(
     Buffer.from(conn.caTrustPem),
@@ -41,7 +49,8 @@ export async function requestCertificate(conn: CaConnection, csrPem: string, ttl
     conn.clientCert ? Buffer.from(conn.clientCert.certChainPem) : null,
   );
   const Client = certificateServiceClient();
-  const client = new Client(conn.address, creds, conn.serverName ? { 'grpc.ssl_target_name_override': conn.serverName, 'grpc.default_authority': conn.serverName } : {});
+  const serverName = conn.serverName ?? (isIP(hostOf(conn.address)) ? CONTROL_PLANE_SERVER_NAME : undefined);
+  const client = new Client(conn.address, creds, serverName ? { 'grpc.ssl_target_name_override': serverName, 'grpc.default_authority': serverName } : {});
   const metadata = new grpc.Metadata();
   if (conn.token !== undefined) metadata.set('authorization', `Bearer ${conn.token}`);
   const request: IstioCertificateRequest = { csr: csrPem, validity_duration: Math.round(ttlSeconds) };

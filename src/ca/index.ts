@@ -22,7 +22,7 @@ export type { CaMaterial } from './cacerts.js';
 
 // Online CA.
 /** createCertificateAuthority: loads cacerts (or a warned-about self-signed root) and signs workload CSRs, never a CA, never beyond max TTL. */
-export { createCertificateAuthority } from './authority.js';
+export { createCertificateAuthority, CONTROL_PLANE_SERVER_NAME } from './authority.js';
 export type { CertificateAuthority, CertificateAuthorityOptions, SignSuccess, SignRejection } from './authority.js';
 /** addCaService: registers istio.v1.auth.IstioCertificateService/CreateCertificate on a grpc.Server. */
 export { addCaService, createMeshAuthenticator, createCaServerCredentials, CaServerCredentials, grpcStatusFor } from './service.js';
@@ -44,7 +44,7 @@ export type { JoinTokenClaims, TokenVerification, TokenRejection } from './token
 export { createWorkloadIdentity, staticCredentials } from './workload.js';
 export type { WorkloadIdentity, WorkloadIdentityOptions, WorkloadCredentials, CredentialSource } from './workload.js';
 /** requestCertificate: one CreateCertificate call (token and/or client cert); createCsr: a CSR with only the SPIFFE URI SAN. */
-export { requestCertificate, createCsr } from './client.js';
+export { requestCertificate, createCsr, hostOf } from './client.js';
 export type { CaConnection, CertificateResult } from './client.js';
 /** TLS helpers: server/client options from credentials, setSecureContext on rotation, peer SPIFFE ID, explained verify failures. */
 export { tlsServerOptions, tlsClientOptions, secureContextOptions, bindServerCredentials, peerSpiffeId, spiffeIdOfPeer, verifyPeer, connectMeshTls } from './tls.js';

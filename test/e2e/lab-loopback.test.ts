@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { requestThroughSidecar } from '../../src/lab/checks.js';
 import { crossmesh, eventually, labFixture, labStatus, processesOf } from './lab-helpers.js';
@@ -62,6 +62,7 @@ test('default lab, loopback: helloworld answers from both clusters through the e
     assert.equal(down.code, 0);
     assert.match(down.stdout, /stopped \d+ processes/);
     assert.deepEqual(await processesOf(lab.dir), [], 'no process left after down');
+    assert.ok(!existsSync(join(lab.dir, 'logs')) && !existsSync(join(lab.dir, 'pki')) && !existsSync(join(lab.dir, 'lab.json')), 'no file left after down');
   } finally {
     await lab.cleanup();
   }

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { Topology } from '../../api/index.js';
 import { loadAndValidate, loadResources, loadTopologyManifests } from '../../api/index.js';
@@ -71,8 +71,13 @@ async function down(ctx: CliContext): Promise<number> {
   const state = readLabState(dir);
   const stopped = await stopRecordedProcesses(dir, 3000);
   if (state?.netnsPrefix) await destroyNetnsLab(state.netnsPrefix);
-  rmSync(join(dir, 'lab.json'), { force: true });
-  rmSync(join(dir, 'stopped.json'), { force: true });
+  // Nothing is left behind: certificates, stores, logs and state go too (only what the lab wrote).
+  for (const name of ['lab.json', 'stopped.json', 'processes.json', 'processes.json.tmp', 'lab.json.tmp', 'logs', 'pki', 'data']) {
+    rmSync(join(dir, name), { recursive: true, force: true });
+  }
+  const removeIfEmpty = (d: string) => existsSync(d) && readdirSync(d).length === 0 && rmSync(d, { recursive: true });
+  removeIfEmpty(dir);
+  if (dirname(dir).endsWith('.crossmesh')) removeIfEmpty(dirname(dir));
   return stopped;
 }
 

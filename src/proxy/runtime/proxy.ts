@@ -4,6 +4,8 @@
  * server_names and EDS into the SNI passthrough gateway. Both serve admin (15000) and readiness (15021).
  */
 import type { AddressInfo } from 'node:net';
+import { isIP } from 'node:net';
+import { CONTROL_PLANE_SERVER_NAME, hostOf } from '../../ca/index.js';
 import * as grpc from '@grpc/grpc-js';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { systemClock } from '../../shared/index.js';
@@ -238,11 +240,17 @@ export function createProxy(options: ProxyOptions): Proxy {
     );
   }
 
+  /** TLS forbids an IP as SNI: dialling an IP, verify the name every control plane certificate carries. */
+  function xdsServerName(): string | undefined {
+    if (!options.xdsTls) return undefined;
+    return options.xdsTls.serverName ?? (isIP(hostOf(options.discoveryAddress)) ? CONTROL_PLANE_SERVER_NAME : undefined);
+  }
+
   function connectAds(): AdsClient {
     const client = createAdsClient({
       address: options.discoveryAddress,
       credentials: channelCredentials(),
-      ...(options.xdsTls?.serverName ? { channelOptions: { 'grpc.ssl_target_name_override': options.xdsTls.serverName } } : {}),
+      ...(xdsServerName() ? { channelOptions: { 'grpc.ssl_target_name_override': xdsServerName()! } } : {}),
       node,
       logger: logger.child({ component: 'xds' }),
       clock,
