@@ -1,0 +1,71 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { LabState } from '../../src/lab/state.js';
+import { canUseNetns } from '../helpers/netns.js';
+import { crossmesh, eventually, labFixture, labStatus } from './lab-helpers.js';
+
+const examples = new URL('../../../examples/', import.meta.url).pathname;
+const skip = !canUseNetns() && 'needs root, ip and iptables';
+
+function inPod(netns: string, args: string[]): Promise<string> {
+  return new Promise((resolve) => execFile('ip', ['netns', 'exec', netns, ...args], { maxBuffer: 8 << 20 }, (_e, stdout) => resolve(stdout)));
+}
+
+test('S1: one network, two clusters: nodeapp1 balances over both versions, nodeapp2 only in cluster-2, no gateway on the path', { skip }, async () => {
+  const lab = labFixture();
+  try {
+    const up = await crossmesh(lab.dir, ['up', '-d', '--isolation', 'netns', '--topology', join(examples, 's1-single-network', 'topology.yaml')]);
+    // The topology's checks: 100 calls, each version at least 30%; nodeapp2 answers from cluster-2.
+    assert.equal(up.code, 0, `up failed:\n${up.stdout}\n${up.stderr}`);
+    const status = await labStatus(lab.dir);
+    const nodeapp3 = status.pods.find((p) => p.app === 'nodeapp3')!;
+    const v2 = status.pods.find((p) => p.cluster === 'cluster-2' && p.app === 'nodeapp1')!;
+    assert.equal(status.gateways.length, 0);
+    const body = await inPod(nodeapp3.netns!, ['curl', '-sS', 'http://nodeapp2/']);
+    assert.match(body, /Service 2: version 1\.0/);
+    const log = readFileSync(join(lab.dir, 'logs', `cluster-1.${nodeapp3.name}.proxy.log.access`), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const hosts = new Set(log.filter((l) => l.upstream_cluster === 'outbound|80||nodeapp1.default.svc.cluster.local').map((l) => l.upstream_host));
+    assert.ok(hosts.has(`${v2.ip}:9000`), `cluster-2's pod itself is the upstream: ${[...hosts].join(', ')}`);
+    assert.ok([...hosts].every((h) => !String(h).endsWith(':15443')), 'no gateway on the path');
+  } finally {
+    await lab.cleanup();
+  }
+});
+
+test('S3: helloworld from both sides; deleting namespace sample in both clusters removes its endpoints from every proxy', { skip }, async () => {
+  const lab = labFixture();
+  try {
+    const up = await crossmesh(lab.dir, ['up', '-d', '--isolation', 'netns', '--topology', join(examples, 's3-helloworld', 'topology.yaml')]);
+    assert.equal(up.code, 0, `up failed:\n${up.stdout}\n${up.stderr}`);
+    const state = JSON.parse(readFileSync(join(lab.dir, 'lab.json'), 'utf8')) as LabState;
+    const sleeps = state.pods.filter((p) => p.app === 'sleep');
+    assert.equal(sleeps.length, 2);
+
+    const deleted = Date.now();
+    for (const c of state.clusters) {
+      const r = await crossmesh(lab.dir, ['delete', 'namespace', 'sample', '--server', c.controlPlane.api, '--token', state.tokens[c.name]!, '--ca-file', state.rootCert]);
+      assert.equal(r.code, 0, r.stderr);
+    }
+    // Every control plane's view and every sidecar's runtime config lose helloworld's endpoints.
+    for (const c of state.clusters) {
+      const gone = await eventually(async () => {
+        const eps = (await (await fetch(`${c.controlPlane.admin}/debug/endpointz`)).json()) as Record<string, unknown>;
+        return !Object.keys(eps).some((k) => k.startsWith('helloworld.sample.'));
+      }, 15_000);
+      assert.ok(gone, `${c.name} still lists helloworld endpoints`);
+    }
+    for (const s of sleeps) {
+      const gone = await eventually(async () => {
+        const dump = JSON.parse(await inPod(s.netns!, ['curl', '-s', 'http://127.0.0.1:15000/clusters?format=json'])) as { cluster_statuses: Array<{ name: string; host_statuses: unknown[] }> };
+        return dump.cluster_statuses.filter((c) => c.name.endsWith('|helloworld.sample.svc.cluster.local')).every((c) => c.host_statuses.length === 0);
+      }, 15_000);
+      assert.ok(gone, `${s.cluster}/${s.name} still has helloworld endpoints`);
+    }
+    assert.ok(Date.now() - deleted < 20_000, 'within seconds');
+  } finally {
+    await lab.cleanup();
+  }
+});
