@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { connect } from 'node:net';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -65,6 +66,16 @@ function tail(file: string): string {
   }
 }
 
+/** True when something already accepts connections on host:port (another lab, another program). */
+function inUse(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect({ host, port });
+    s.setTimeout(500, () => (s.destroy(), resolve(false)));
+    s.once('connect', () => (s.destroy(), resolve(true)));
+    s.once('error', () => resolve(false));
+  });
+}
+
 /** A proxy's own readiness (certificate and first full config), asked from inside its namespace. */
 function readyInNamespace(netns: string): Promise<boolean> {
   return new Promise((resolve) => {
@@ -112,6 +123,9 @@ export async function startLab(options: StartLabOptions): Promise<RunningLab> {
     const cps = new Map<string, { host: Host; client: KubeClient; api: string; admin: string }>();
     for (const c of plan.clusters) {
       const host = await hosts.controlPlane(c);
+      if (await inUse(host.publicAddress, 15014)) {
+        throw new LabError(`${host.publicAddress}:15014 is already in use: is another lab running? (\`crossmesh down\` in its directory stops it)`);
+      }
       const log = join(dir, 'logs', `${c.name}.control-plane.log`);
       say(`control plane ${c.name} (network ${c.network}) on ${host.address}${host.publicAddress !== host.address ? `, public ${host.publicAddress}` : ''}`);
       const proc = supervisor.start({

@@ -174,7 +174,7 @@ export async function stopRecordedProcesses(stateDir: string, graceMs = 3000, ma
   const deadline = Date.now() + graceMs;
   while (Date.now() < deadline && alive.some((r) => isProcessAlive(r.pid))) await delay(50);
   for (const r of alive) if (isProcessAlive(r.pid)) signalGroup(r.pid, 'SIGKILL');
-  writeState(stateDir, all.filter((r) => !records.includes(r)));
+  if (existsSync(stateDir)) writeState(stateDir, all.filter((r) => !records.includes(r)));
   return alive.length;
 }
 
