@@ -69,3 +69,38 @@ test('S3: helloworld from both sides; deleting namespace sample in both clusters
     await lab.cleanup();
   }
 });
+
+test('S5: httpbin only in ack-2 behind two gateway replicas: the teapot through either replica, both carrying traffic', { skip }, async () => {
+  const lab = labFixture();
+  try {
+    const up = await crossmesh(lab.dir, ['up', '-d', '--isolation', 'netns', '--topology', join(examples, 's5-mesh-proxy', 'topology.yaml')]);
+    assert.equal(up.code, 0, `up failed:\n${up.stdout}\n${up.stderr}`);
+    const status = await labStatus(lab.dir);
+    const sleep = status.pods.find((p) => p.app === 'sleep')!;
+    const httpbin = status.pods.find((p) => p.app === 'httpbin')!;
+    assert.equal(status.gateways.length, 2);
+    for (let i = 0; i < 30; i++) {
+      const out = await inPod(sleep.netns!, ['curl', '-sS', '-w', '\n%{http_code}', 'http://httpbin:8000/status/418']);
+      assert.match(out, /teapot[^]*\n418$/);
+    }
+    const clientLog = readFileSync(join(lab.dir, 'logs', `ack-1.${sleep.name}.proxy.log.access`), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const used = new Set(clientLog.filter((l) => l.path === '/status/418').map((l) => l.upstream_host));
+    assert.deepEqual([...used].sort(), status.gateways.map((g) => g.address).sort(), 'calls spread over both gateway replicas');
+    for (const l of clientLog.filter((x) => x.path === '/status/418')) {
+      assert.equal(l.upstream_cluster, 'outbound|8000||httpbin.default.svc.cluster.local');
+      assert.equal(l.response_code, 418);
+    }
+    // Gateways log a connection when it closes: stop the client, then each replica has lines of its own.
+    assert.equal((await crossmesh(lab.dir, ['lab', 'kill', `ack-1/${sleep.name}`])).code, 0);
+    for (const g of status.gateways) {
+      const line = await eventually(async () => {
+        const text = readFileSync(join(lab.dir, 'logs', `ack-2.${g.name}.proxy.log.access`), 'utf8').trim();
+        return text ? text.split('\n').map((l) => JSON.parse(l)).find((l) => l.requested_server_name === 'outbound_.8000_._.httpbin.default.svc.cluster.local') : undefined;
+      }, 15_000);
+      assert.ok(line, `${g.name} carried httpbin traffic`);
+      assert.equal(line.upstream_host, `${httpbin.ip}:80`);
+    }
+  } finally {
+    await lab.cleanup();
+  }
+});
