@@ -9,8 +9,6 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { generateIntermediateCa, generateRootCa, writeCacerts } from '../src/ca/index.js';
 import { LABEL_API_TOKEN, remoteSecret } from '../src/controlplane/index.js';
@@ -20,7 +18,7 @@ import { buildKubeconfig, createKubeClient } from '../src/registry/kube-client/i
 import type { KubeClient } from '../src/registry/kube-client/index.js';
 import type { AdsClient, ClusterLoadAssignment } from '../src/xds/index.js';
 import { TYPE_URLS, createAdsClient } from '../src/xds/index.js';
-import { tempDir } from '../test/helpers/mesh.js';
+import { freePort, tempDir } from '../test/helpers/mesh.js';
 
 const SERVICES = Number(process.env.BENCH_SERVICES ?? 100);
 const ENDPOINTS = Number(process.env.BENCH_ENDPOINTS ?? 10);
@@ -30,14 +28,6 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 20);
 const APPS = Number(process.env.BENCH_APPS ?? 20);
 const bin = new URL('../../bin/crossmesh.js', import.meta.url).pathname;
 const WATCHED = 'outbound|80||svc-0.bench.svc.cluster.local';
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 interface Cp {
   name: string;

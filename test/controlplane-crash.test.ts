@@ -3,24 +3,14 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { generateIntermediateCa, generateRootCa, writeCacerts } from '../src/ca/index.js';
 import { createKubeClient } from '../src/registry/kube-client/index.js';
 import { TYPE_URLS, createAdsClient } from '../src/xds/index.js';
-import { eventually, service, tempDir, workloadEntry } from './helpers/mesh.js';
+import { eventually, freePort, service, tempDir, workloadEntry } from './helpers/mesh.js';
 
 const bin = new URL('../../bin/crossmesh.js', import.meta.url).pathname;
 const CLUSTER = 'outbound|5000||helloworld.sample.svc.cluster.local';
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 test('kill -9 of a control plane mid-apply loses no acknowledged resource, and proxies resync after restart', async () => {
   const dir = tempDir('cm-crash-');

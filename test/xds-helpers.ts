@@ -8,7 +8,6 @@ import { createAdsServer } from '../src/controlplane/server/index.js';
 import type { AdsServer, AdsServerOptions } from '../src/controlplane/server/index.js';
 import { adsServiceDefinition } from '../src/xds/index.js';
 import type { DiscoveryRequest, DiscoveryResponse } from '../src/xds/index.js';
-import type { Clock } from '../src/shared/index.js';
 
 export interface RunningAds {
   ads: AdsServer;
@@ -100,37 +99,8 @@ export function echo(client: grpc.Client, deadlineMs = 5000): Promise<string> {
   });
 }
 
-/** A clock that only moves when told; timers fire in due order inside advance(). */
-export interface FakeClock extends Clock {
-  advance(ms: number): void;
-  pending(): number;
-}
-
-export function createFakeClock(start = 1_000_000): FakeClock {
-  let now = start;
-  let seq = 0;
-  const timers = new Map<number, { at: number; fn: () => void }>();
-  return {
-    now: () => now,
-    setTimeout(fn, ms) {
-      const id = ++seq;
-      timers.set(id, { at: now + Math.max(0, ms), fn });
-      return { cancel: () => timers.delete(id) };
-    },
-    advance(ms) {
-      const end = now + ms;
-      for (;;) {
-        const due = [...timers.entries()].filter(([, t]) => t.at <= end).sort((a, b) => a[1].at - b[1].at || a[0] - b[0])[0];
-        if (!due) break;
-        timers.delete(due[0]);
-        now = due[1].at;
-        due[1].fn();
-      }
-      now = end;
-    },
-    pending: () => timers.size,
-  };
-}
+export { createFakeClock } from './helpers/fake-clock.js';
+export type { FakeClock } from './helpers/fake-clock.js';
 
 /** A raw ADS stream for protocol tests: send requests exactly as written, read responses one by one. */
 export interface RawAdsStream {

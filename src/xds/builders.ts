@@ -111,8 +111,12 @@ export function edsCluster(name: string, options: EdsClusterOptions = {}): Clust
   return cluster;
 }
 
-/** Istio-style upstream mTLS: SNI, Istio ALPN, workload cert and root from SDS over ADS. */
-export function istioUpstreamTls(sni: string, alpn: readonly string[] = ISTIO_ALPN): TransportSocket {
+/**
+ * Istio-style upstream mTLS: SNI, Istio ALPN, workload cert and root from SDS over ADS. With `identities`,
+ * the peer must also present one of those SPIFFE IDs (Envoy's SAN match on the combined validation context).
+ */
+export function istioUpstreamTls(sni: string, alpn: readonly string[] = ISTIO_ALPN, identities: readonly string[] = []): TransportSocket {
+  const root = { name: SDS_ROOT_SECRET, sds_config: adsConfigSource() };
   return {
     name: 'envoy.transport_sockets.tls',
     typed_config: typed(EXTENSION_TYPE_URLS.upstreamTlsContext, {
@@ -120,7 +124,14 @@ export function istioUpstreamTls(sni: string, alpn: readonly string[] = ISTIO_AL
       common_tls_context: {
         alpn_protocols: [...alpn],
         tls_certificate_sds_secret_configs: [{ name: SDS_DEFAULT_SECRET, sds_config: adsConfigSource() }],
-        validation_context_sds_secret_config: { name: SDS_ROOT_SECRET, sds_config: adsConfigSource() },
+        ...(identities.length
+          ? {
+              combined_validation_context: {
+                default_validation_context: { match_typed_subject_alt_names: identities.map((id) => ({ san_type: 'URI', matcher: { exact: id } })) },
+                validation_context_sds_secret_config: root,
+              },
+            }
+          : { validation_context_sds_secret_config: root }),
       },
     }),
   };

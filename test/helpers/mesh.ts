@@ -1,3 +1,5 @@
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +10,15 @@ import type { ControlPlane, ControlPlaneOptions } from '../../src/controlplane/i
 import { LABEL_API_TOKEN, remoteSecret, startControlPlane } from '../../src/controlplane/index.js';
 
 import { buildKubeconfig } from '../../src/registry/kube-client/index.js';
+
+/** A port that was free a moment ago, for processes that must be told their port up front. */
+export async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
 
 /** A temporary directory removed by `cleanup`. */
 export function tempDir(prefix: string): { path: string; cleanup(): void } {

@@ -7,6 +7,7 @@ import {
   adsConfigSource,
   edsCluster,
   inboundClusterName,
+  istioUpstreamTls,
   outboundClusterName,
   outboundSni,
   typed,
@@ -83,7 +84,7 @@ export function buildOutboundCluster(input: OutboundClusterInput): Cluster {
   if (!input.plaintext && policy.tls?.mode !== 'DISABLE') {
     const alpn = port.protocol === 'HTTP' ? ALPN_HTTP11 : isHttp ? ALPN_H2 : ISTIO_ALPN;
     cluster.transport_socket_matches = [
-      { name: 'tlsMode-istio', match: resourceStruct({ tlsMode: 'istio' }), transport_socket: meshUpstreamTls(outboundSni(port.port, subset, service.hostname), alpn, input.identities) },
+      { name: 'tlsMode-istio', match: resourceStruct({ tlsMode: 'istio' }), transport_socket: istioUpstreamTls(outboundSni(port.port, subset, service.hostname), alpn, input.identities) },
       { name: 'tlsMode-disabled', match: resourceStruct({}), transport_socket: rawBuffer() },
     ];
   }
@@ -97,25 +98,6 @@ export function buildOutboundCluster(input: OutboundClusterInput): Cluster {
     },
   };
   return cluster;
-}
-
-/** mTLS to a sidecar: workload cert and mesh root from SDS, peer identity pinned to the service's accounts. */
-export function meshUpstreamTls(sni: string, alpn: readonly string[], identities: readonly string[]): TransportSocket {
-  return {
-    name: 'envoy.transport_sockets.tls',
-    typed_config: typed(EXTENSION_TYPE_URLS.upstreamTlsContext, {
-      sni,
-      common_tls_context: {
-        alpn_protocols: [...alpn],
-        tls_certificate_sds_secret_configs: [{ name: SDS_DEFAULT_SECRET, sds_config: adsConfigSource() }],
-        combined_validation_context: {
-          default_validation_context:
-            identities.length > 0 ? { match_typed_subject_alt_names: identities.map((id) => ({ san_type: 'URI', matcher: { exact: id } })) } : {},
-          validation_context_sds_secret_config: { name: SDS_ROOT_SECRET, sds_config: adsConfigSource() },
-        },
-      },
-    }),
-  };
 }
 
 /** Terminates mTLS for inbound traffic: a mesh client certificate is required (STRICT). */

@@ -1,5 +1,6 @@
 import type { Locality } from '../../registry/model.js';
 import type { XdsNode } from '../../xds/index.js';
+import { parseIstioNodeId } from '../../xds/index.js';
 import { formatLocality, parseLocality } from '../../registry/model.js';
 
 export type ProxyRole = 'sidecar' | 'router';
@@ -32,11 +33,14 @@ export interface ProxyInfo {
  * LABELS, GENERATOR. Anything missing gets a safe default rather than failing the stream.
  */
 export function proxyInfoFromNode(node: XdsNode): ProxyInfo {
-  const [role = 'sidecar', ip = '', podDotNs = '', domain = ''] = node.id.split('~');
+  // gRPC clients may send any id; their identity comes from metadata alone.
+  const parsed = parseIstioNodeId(node.id);
+  const role = parsed?.role ?? 'sidecar';
+  const ip = parsed?.ip ?? '';
   const md = node.metadata ?? {};
   const str = (k: string): string | undefined => (typeof md[k] === 'string' ? (md[k] as string) : undefined);
-  const podName = podDotNs.includes('.') ? podDotNs.slice(0, podDotNs.lastIndexOf('.')) : podDotNs;
-  const namespace = str('NAMESPACE') ?? (podDotNs.includes('.') ? podDotNs.slice(podDotNs.lastIndexOf('.') + 1) : domain.split('.')[0] ?? 'default');
+  const podName = parsed?.pod ?? str('NAME') ?? '';
+  const namespace = str('NAMESPACE') ?? parsed?.namespace ?? 'default';
   const labels = md.LABELS && typeof md.LABELS === 'object' ? (md.LABELS as Record<string, string>) : {};
   const view = str('REQUESTED_NETWORK_VIEW');
   const locality = node.locality
@@ -44,7 +48,7 @@ export function proxyInfoFromNode(node: XdsNode): ProxyInfo {
     : parseLocality(str('LOCALITY'));
   return {
     id: node.id,
-    role: role === 'router' ? 'router' : 'sidecar',
+    role,
     ip,
     podName,
     namespace: namespace || 'default',

@@ -3,26 +3,8 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { spliceSockets } from './index.js';
 import type { Clock } from '../../shared/clock.js';
+import { createFakeClock as manualClock } from '../../../test/helpers/fake-clock.js';
 
-/** A manual clock: timers fire only when the test advances time. */
-function manualClock(): Clock & { advance(ms: number): void } {
-  let now = 0;
-  let timers: { at: number; fn: () => void }[] = [];
-  return {
-    now: () => now,
-    setTimeout(fn, ms) {
-      const t = { at: now + ms, fn };
-      timers.push(t);
-      return { cancel: () => (timers = timers.filter((x) => x !== t)) };
-    },
-    advance(ms) {
-      now += ms;
-      const due = timers.filter((t) => t.at <= now);
-      timers = timers.filter((t) => t.at > now);
-      for (const t of due) t.fn();
-    },
-  };
-}
 
 
 async function listen(onConn: (s: net.Socket) => void): Promise<{ port: number; close(): void }> {

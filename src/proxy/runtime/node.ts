@@ -3,6 +3,7 @@
  * proxyInfoFromNode (and an Istio control plane) reads it the same way as an Envoy sidecar's.
  */
 import type { Locality, XdsNode } from '../../xds/index.js';
+import { istioNodeId } from '../../xds/index.js';
 
 export type ProxyRole = 'sidecar' | 'eastwest-gateway';
 export type InterceptionMode = 'REDIRECT' | 'NONE';
@@ -32,7 +33,7 @@ export function istioProxyType(role: ProxyRole): 'sidecar' | 'router' {
 
 /** `sidecar~<ip>~<pod>.<ns>~<ns>.svc.<suffix>` (or `router~…`). */
 export function proxyNodeId(p: Pick<ProxyIdentityInfo, 'role' | 'ip' | 'podName' | 'namespace' | 'domainSuffix'>): string {
-  return `${istioProxyType(p.role)}~${p.ip}~${p.podName}.${p.namespace}~${p.namespace}.svc.${p.domainSuffix ?? 'cluster.local'}`;
+  return istioNodeId({ role: istioProxyType(p.role), ip: p.ip, pod: p.podName, namespace: p.namespace, ...(p.domainSuffix ? { domain: p.domainSuffix } : {}) });
 }
 
 /** Parses `region/zone/subzone` (any suffix may be missing). */
