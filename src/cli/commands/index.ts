@@ -8,6 +8,7 @@ import { registerControlPlane } from './control-plane.js';
 import { registerResources } from './resources.js';
 import { registerRemoteSecret } from './remote-secret.js';
 import { registerLab } from './lab.js';
+import { registerAnalyze } from './analyze.js';
 import { registerProxy } from './proxy.js';
 import { registerProxyConfig, registerProxyStatus } from './proxy-config.js';
 
@@ -20,6 +21,7 @@ export const commands: ReadonlyArray<(program: Command, ctx: CliContext) => void
   registerControlPlane,
   registerResources,
   registerRemoteSecret,
+  registerAnalyze,
   registerProxy,
   registerProxyConfig,
   registerProxyStatus,
