@@ -49,6 +49,11 @@ const cases: Array<{ name: string; clusters: ClusterInput[]; want: string[] }> =
     want: ['c1 CM0006 Service/helloworld.sample.svc.cluster.local'],
   },
   {
+    name: 'a remote cluster its control plane cannot sync',
+    clusters: [{ name: 'c1', resources: [], remoteErrors: [{ cluster: 'c3', secret: 'istio-system/istio-remote-secret-c3', status: 'error', reason: 'remote secret names cluster "c3" but https://10.0.0.2:6443 is cluster "c2"' }] }],
+    want: ['c1 CM0009 Secret/istio-system/istio-remote-secret-c3'],
+  },
+  {
     name: 'a network with no gateway',
     clusters: [{ name: 'c1', network: 'n1', resources: [gatewaySvc('n1')] }, { name: 'c2', network: 'n2', resources: [] }],
     want: ['c2 CM0007 cluster/c2'],

@@ -24,6 +24,8 @@ export interface ClusterInput {
   resources: readonly Resource[];
   /** The cluster CA's root certificate(s), PEM, when known. */
   rootCertPem?: string;
+  /** The control plane's remote clusters that are not synced (wrong cluster id, refused credentials, unreachable). */
+  remoteErrors?: ReadonlyArray<{ cluster: string; secret: string; status: string; reason?: string }>;
   /** Services defined with different ports by different clusters, as a control plane reports them. */
   portConflicts?: ReadonlyArray<{ hostname: string; port: number; clusters: [string, string]; detail: string }>;
 }
@@ -38,6 +40,7 @@ const CODES = {
   portsDiffer: 'CM0006',
   networkWithoutGateway: 'CM0007',
   weights: 'CM0008',
+  remoteUnsynced: 'CM0009',
 } as const;
 
 /**
@@ -96,6 +99,9 @@ export function analyze(clusters: readonly ClusterInput[], options: { domainSuff
         if (id === c.name) add(CODES.remoteSecretSelf, 'Error', s, `remote secret for cluster "${id}" is installed in that same cluster`);
         else if (clusters.length > 1 && !clusters.some((x) => x.name === id)) add(CODES.remoteSecretUnknown, 'Warning', s, `remote secret names cluster "${id}", which is not among the analyzed clusters (${clusters.map((x) => x.name).join(', ')})`);
       }
+    }
+    for (const r of c.remoteErrors ?? []) {
+      add(CODES.remoteUnsynced, r.status === 'error' ? 'Error' : 'Warning', `Secret/${r.secret}`, `remote cluster "${r.cluster}" is ${r.status}${r.reason ? `: ${r.reason}` : ''}`);
     }
     for (const p of c.portConflicts ?? []) {
       add(CODES.portsDiffer, 'Warning', `Service/${p.hostname}`, `service port ${p.port} is defined differently in ${p.clusters[0]} and ${p.clusters[1]}: ${p.detail}`);

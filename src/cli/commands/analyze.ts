@@ -34,8 +34,9 @@ async function labClusters(ctx: CliContext): Promise<ClusterInput[]> {
       const resources: Resource[] = [];
       for (const k of KINDS) resources.push(...(await client.list(k)).items);
       const conflicts = await fetch(`${c.controlPlane.admin}/debug/config-conflicts`).then((r) => r.json() as Promise<ClusterInput['portConflicts']>, () => []);
+      const remotes = await fetch(`${c.controlPlane.admin}/debug/remote-clusters`).then((r) => r.json() as Promise<NonNullable<ClusterInput['remoteErrors']>>, () => []);
       const root = join(state.dir, 'pki', c.name, 'root-cert.pem');
-      out.push({ name: c.name, network: c.network, resources, ...(existsSync(root) ? { rootCertPem: readFileSync(root, 'utf8') } : {}), ...(conflicts ? { portConflicts: conflicts } : {}) });
+      out.push({ name: c.name, network: c.network, resources, ...(existsSync(root) ? { rootCertPem: readFileSync(root, 'utf8') } : {}), ...(conflicts ? { portConflicts: conflicts } : {}), remoteErrors: remotes.filter((r) => r.status !== 'synced') });
     } finally {
       client.close();
     }
