@@ -35,6 +35,27 @@ test('S1: one network, two clusters: nodeapp1 balances over both versions, nodea
   }
 });
 
+test('S2: two networks: the same calls as S1 through the east-west gateways; a direct cross-network connection fails', { skip }, async () => {
+  const lab = labFixture();
+  try {
+    const up = await crossmesh(lab.dir, ['up', '-d', '--isolation', 'netns', '--topology', join(examples, 's2-two-networks', 'topology.yaml')]);
+    // The topology's checks: nodeapp1 over both versions (each at least 30% of 100), nodeapp2 from cluster-2.
+    assert.equal(up.code, 0, `up failed:\n${up.stdout}\n${up.stderr}`);
+    const status = await labStatus(lab.dir);
+    const nodeapp3 = status.pods.find((p) => p.app === 'nodeapp3')!;
+    const v2 = status.pods.find((p) => p.cluster === 'cluster-2' && p.app === 'nodeapp1')!;
+    const gw2 = status.gateways.find((g) => g.cluster === 'cluster-2')!;
+    const log = readFileSync(join(lab.dir, 'logs', `cluster-1.${nodeapp3.name}.proxy.log.access`), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const hosts = new Set(log.filter((l) => l.upstream_cluster === 'outbound|80||nodeapp1.default.svc.cluster.local').map((l) => l.upstream_host));
+    assert.ok(hosts.has(gw2.address), `cluster-2 is reached through its gateway ${gw2.address}: ${[...hosts].join(', ')}`);
+    assert.ok(!hosts.has(`${v2.ip}:9000`), 'never the remote pod directly');
+    const direct = await inPod(nodeapp3.netns!, ['curl', '-sS', '-m', '3', '-o', '/dev/null', '-w', '%{http_code}', `http://${v2.ip}:9000/`]);
+    assert.notEqual(direct.trim(), '200', 'the networks really are separate');
+  } finally {
+    await lab.cleanup();
+  }
+});
+
 test('S3: helloworld from both sides; deleting namespace sample in both clusters removes its endpoints from every proxy', { skip }, async () => {
   const lab = labFixture();
   try {
