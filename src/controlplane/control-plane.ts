@@ -129,7 +129,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
 
     const cache = createSnapshotCache({ logger });
     let inputs: MeshInputs | undefined;
-    const pusher: Pusher = createPusher({ cache, logger, current: () => inputs });
+    const pusher: Pusher = createPusher({ cache, logger, current: () => inputs, rootsPem: () => ca.rootsPem() });
     const registration = createRegistration({ store, graceMs: options.registrationGraceMs ?? 30_000, clock, logger });
     closers.push(() => registration.close());
     const groupStreams = new Map<string, number>();

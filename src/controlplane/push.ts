@@ -1,5 +1,5 @@
 import type { Any, XdsNode } from '../xds/index.js';
-import { TYPE_URLS, encodeResource } from '../xds/index.js';
+import { SDS_ROOT_SECRET, TYPE_URLS, encodeResource } from '../xds/index.js';
 import type { Logger } from '../shared/log.js';
 import { errorMessage } from '../shared/errors.js';
 import type { SnapshotCache } from './cache/index.js';
@@ -49,7 +49,23 @@ function endpointsKey(p: ProxyInfo): string {
   return `${p.role}|${p.proxyless}|${p.network}|${p.locality.region}/${p.locality.zone}/${p.locality.subzone}|${p.namespace}|${labels}`;
 }
 
-export function createPusher(options: { cache: SnapshotCache; logger: Logger; current: () => MeshInputs | undefined; now?: () => number }): Pusher {
+/**
+ * The mesh trust bundle as the SDS secret `ROOTCA` that clusters and listeners reference. Workload keys
+ * are never here: each proxy makes its own and gets it signed by the CA (Istio's agent model), and serves
+ * `default` to its data path itself.
+ */
+function rootCaSecret(rootsPem: string): object {
+  return { name: SDS_ROOT_SECRET, validation_context: { trusted_ca: { inline_string: rootsPem } } };
+}
+
+export function createPusher(options: {
+  cache: SnapshotCache;
+  logger: Logger;
+  current: () => MeshInputs | undefined;
+  /** The mesh root(s), served as the SDS secret ROOTCA. */
+  rootsPem?: () => string;
+  now?: () => number;
+}): Pusher {
   const groups = new Map<string, ProxyInfo>();
   const now = options.now ?? (() => performance.now());
   const stats: PushStats = { fullPushes: 0, endpointPushes: 0, lastEndpointPushMs: 0, generationErrors: 0, lastFullPushMs: 0, groups: 0 };
@@ -66,6 +82,7 @@ export function createPusher(options: { cache: SnapshotCache; logger: Logger; cu
           [TYPE_URLS.listener]: pack(TYPE_URLS.listener, r.listeners.values()),
           [TYPE_URLS.route]: pack(TYPE_URLS.route, r.routes.values()),
           ...(r.nameTable ? { [TYPE_URLS.nameTable]: [encodeResource(TYPE_URLS.nameTable, r.nameTable)] } : {}),
+          ...(options.rootsPem ? { [TYPE_URLS.secret]: [encodeResource(TYPE_URLS.secret, rootCaSecret(options.rootsPem()))] } : {}),
         }),
       );
     } catch (err) {
