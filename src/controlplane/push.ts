@@ -44,9 +44,16 @@ export interface Pusher {
   stats(): PushStats;
 }
 
-function endpointsKey(p: ProxyInfo): string {
-  const labels = Object.keys(p.labels).sort().map((k) => `${k}=${p.labels[k]}`).join(',');
+/** Labels change endpoint assignments only through `failoverPriority`; without it they are left out of the key. */
+function endpointsKey(p: ProxyInfo, byLabels: boolean): string {
+  const labels = byLabels ? Object.keys(p.labels).sort().map((k) => `${k}=${p.labels[k]}`).join(',') : '';
   return `${p.role}|${p.proxyless}|${p.network}|${p.locality.region}/${p.locality.zone}/${p.locality.subzone}|${p.namespace}|${labels}`;
+}
+
+function usesFailoverPriority(inputs: MeshInputs): boolean {
+  const rules = inputs.config.destinationRules.flatMap((dr) => [dr.spec?.trafficPolicy, ...(dr.spec?.subsets ?? []).map((s) => s.trafficPolicy)]);
+  const settings = [inputs.mesh.localityLbSetting, ...rules.flatMap((p) => [p?.loadBalancer?.localityLbSetting, ...(p?.portLevelSettings ?? []).map((x) => x.loadBalancer?.localityLbSetting)])];
+  return settings.some((l) => (l?.failoverPriority?.length ?? 0) > 0);
 }
 
 /**
@@ -118,10 +125,11 @@ export function createPusher(options: {
       // Endpoint assignments depend on the caller's network, locality, namespace (DestinationRule choice)
       // and labels (failoverPriority) only, so groups that agree on those share one encoding per push.
       const shared = new Map<string, Any[]>();
+      const byLabels = usesFailoverPriority(inputs);
       for (const [group, proxy] of [...groups]) {
         if (groups.get(group) !== proxy) continue;
         try {
-          const key = endpointsKey(proxy);
+          const key = endpointsKey(proxy, byLabels);
           let packed = shared.get(key);
           if (!packed && proxy.role !== 'router') {
             const endpoints = generateEndpointsForProxy({ ...inputs, proxy });
