@@ -1,5 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { LabStatus } from '../../src/lab/state.js';
@@ -61,4 +61,25 @@ export async function eventually<T>(fn: () => Promise<T | undefined | false>, ti
     if (Date.now() > deadline) return undefined;
     await new Promise((r) => setTimeout(r, intervalMs));
   }
+}
+
+/**
+ * The JSON lines of an access log once `ready(lines)` holds (or after `timeoutMs`): proxies write their logs
+ * asynchronously, so a line may land just after the response did.
+ */
+export async function accessLog(file: string, ready: (lines: any[]) => boolean, timeoutMs = 5000): Promise<any[]> {
+  const read = () => {
+    try {
+      return readFileSync(file, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as unknown);
+    } catch {
+      return [];
+    }
+  };
+  const deadline = Date.now() + timeoutMs;
+  let lines = read();
+  while (!ready(lines) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 100));
+    lines = read();
+  }
+  return lines;
 }

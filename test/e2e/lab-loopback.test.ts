@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { requestThroughSidecar } from '../../src/lab/checks.js';
-import { crossmesh, eventually, labFixture, labStatus, processesOf } from './lab-helpers.js';
+import { accessLog, crossmesh, eventually, labFixture, labStatus, processesOf } from './lab-helpers.js';
 
 /**
  * The default topology in loopback isolation, through the real CLI: `up -d` runs its checks, then S3's
@@ -35,7 +35,7 @@ test('default lab, loopback: helloworld answers from both clusters through the e
     assert.ok(v1 >= 5 && v2 >= 5, `v1 ${v1}, v2 ${v2}`);
 
     // The client sidecar's log: local replies from the pod itself, remote ones from cluster-2's gateway.
-    const log = readFileSync(join(lab.dir, 'logs', `cluster-1.${sleep1.name}.proxy.log.access`), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const log = await accessLog(join(lab.dir, 'logs', `cluster-1.${sleep1.name}.proxy.log.access`), (lines) => lines.filter((l) => l.path === '/hello').length >= 20);
     const hosts = new Set(log.filter((l) => l.path === '/hello').map((l) => l.upstream_host));
     assert.ok(hosts.has(gateway2.address), `gateway ${gateway2.address} in ${[...hosts].join(', ')}`);
     const hw1 = status.pods.find((p) => p.app === 'helloworld' && p.cluster === 'cluster-1')!;

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import { canUseNetns } from '../helpers/netns.js';
-import { crossmesh, eventually, labFixture, labStatus, processesOf } from './lab-helpers.js';
+import { accessLog, crossmesh, eventually, labFixture, labStatus, processesOf } from './lab-helpers.js';
 
 /** The system's curl inside a pod's network namespace: status code and body. */
 function curl(netns: string, url: string): Promise<{ status: number; body: string; error?: string }> {
@@ -65,7 +65,7 @@ test('default lab, netns: captured curl across networks through east-west gatewa
     const teapot = await curl(sleep1.netns!, 'http://httpbin.sample:8000/status/418');
     assert.equal(teapot.status, 418);
     assert.match(teapot.body, /teapot/);
-    const clientLog = readFileSync(join(lab.dir, 'logs', `cluster-1.${sleep1.name}.proxy.log.access`), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const clientLog = await accessLog(join(lab.dir, 'logs', `cluster-1.${sleep1.name}.proxy.log.access`), (lines) => lines.some((l) => l.path === '/status/418'));
     const line = clientLog.find((l) => l.path === '/status/418');
     assert.ok(line, 'client sidecar logged the request');
     assert.equal(line.upstream_host, gw2.address);
