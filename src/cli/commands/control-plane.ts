@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
+import { parseDuration } from '../../api/index.js';
 import { startControlPlane } from '../../controlplane/index.js';
 import { createLogger } from '../../shared/log.js';
 import { UsageError } from '../../shared/errors.js';
@@ -13,11 +14,14 @@ function port(name: string) {
   };
 }
 
+/** Go/Istio duration syntax ("500ms", "30s", "5m"), as the config files use, in milliseconds. */
 function duration(name: string) {
   return (v: string): number => {
-    const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(v);
-    if (!m) throw new UsageError(`${name}: must be a duration like 500ms, 30s, 5m (got "${v}")`);
-    return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
+    try {
+      return parseDuration(v);
+    } catch {
+      throw new UsageError(`${name}: must be a duration like 500ms, 30s, 5m (got "${v}")`);
+    }
   };
 }
 

@@ -7,4 +7,4 @@ export type * from './config.js';
 export { emptyConfig } from './config.js';
 export { createConfigIndex, effectivePolicy } from './config-index.js';
 export type { NameTable } from './name-table.js';
-export { parseDurationNs, protoDuration } from './durations.js';
+export { protoDuration } from './durations.js';
