@@ -144,6 +144,13 @@ export interface EndpointInput {
   health?: HealthStatus;
   /** Becomes filter_metadata["istio"] (e.g. workload name, cluster id). */
   istioMetadata?: Record<string, string>;
+  /** Becomes filter_metadata["envoy.transport_socket_match"].tlsMode: which of a cluster's transport sockets applies. */
+  tlsMode?: 'istio' | 'disabled';
+}
+
+/** String-valued google.protobuf.Struct, as protobufjs's well-known types spell it (camelCase Value fields). */
+function stringStruct(values: Record<string, string>): { fields: Record<string, { stringValue: string }> } {
+  return { fields: Object.fromEntries(Object.entries(values).map(([k, v]) => [k, { stringValue: v }])) };
 }
 
 export interface LocalityInput {
@@ -168,8 +175,15 @@ export function clusterLoadAssignment(clusterName: string, localities: LocalityI
           endpoint: { address: { socket_address: { address: e.address, port_value: e.port } } },
           health_status: e.health ?? 'HEALTHY',
           ...(e.weight !== undefined ? { load_balancing_weight: { value: e.weight } } : {}),
-          ...(e.istioMetadata
-            ? { metadata: { filter_metadata: { istio: { fields: Object.fromEntries(Object.entries(e.istioMetadata).map(([k, v]) => [k, { stringValue: v }])) } } } }
+          ...(e.istioMetadata || e.tlsMode
+            ? {
+                metadata: {
+                  filter_metadata: {
+                    ...(e.tlsMode ? { 'envoy.transport_socket_match': stringStruct({ tlsMode: e.tlsMode }) } : {}),
+                    ...(e.istioMetadata ? { istio: stringStruct(e.istioMetadata) } : {}),
+                  },
+                },
+              }
             : {}),
         })),
       })),

@@ -1,4 +1,4 @@
-import type { Cluster, Listener } from '../../xds/index.js';
+import type { Cluster, ClusterLoadAssignment, Listener } from '../../xds/index.js';
 import { apiListener, edsCluster, outboundClusterName, outboundSni, tcpProxyFilter, tlsInspectorFilter } from '../../xds/index.js';
 import type { ServicePort } from '../../registry/model.js';
 import { selectorMatches } from '../../registry/model.js';
@@ -23,7 +23,7 @@ type Obj = Record<string, unknown>;
 /** Everything one proxy is sent, as plain Envoy v3 objects keyed by resource name. */
 export interface ProxyResources {
   clusters: Map<string, Cluster>;
-  endpoints: Map<string, Obj>;
+  endpoints: Map<string, ClusterLoadAssignment>;
   listeners: Map<string, Listener>;
   routes: Map<string, Obj>;
   nameTable?: NameTable;
@@ -53,7 +53,7 @@ export function generateForProxy(input: GenerateInput): ProxyResources {
  * The EDS fast path: only the ClusterLoadAssignments of a sidecar or proxyless client, for when nothing but
  * workloads changed. Gateways are not served here: a new workload can add a filter chain to their listener.
  */
-export function generateEndpointsForProxy(input: GenerateInput): Map<string, Obj> | undefined {
+export function generateEndpointsForProxy(input: GenerateInput): Map<string, ClusterLoadAssignment> | undefined {
   if (input.proxy.role === 'router') return undefined;
   const index = createConfigIndex(input.config, input.mesh.domainSuffix);
   const out: ProxyResources = { clusters: new Map(), endpoints: new Map(), listeners: new Map(), routes: new Map() };
