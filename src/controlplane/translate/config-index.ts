@@ -3,7 +3,7 @@ import { hostMatches, resolveHost } from '../../api/index.js';
 import type { DestinationRuleSpec, TrafficPolicy, VirtualServiceSpec } from '../../api/index.js';
 import type { MeshConfigSnapshot } from './config.js';
 
-export const ROOT_NAMESPACE = 'istio-system';
+const ROOT_NAMESPACE = 'istio-system';
 
 
 function byAge<T>(a: Resource<T>, b: Resource<T>): number {

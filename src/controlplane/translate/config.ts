@@ -28,4 +28,3 @@ export interface MeshConfigSnapshot {
   gateways: ReadonlyArray<Resource<GatewaySpec>>;
 }
 
-export const emptyConfig: MeshConfigSnapshot = { virtualServices: [], destinationRules: [], gateways: [] };

@@ -6,7 +6,7 @@ export interface ProtoDuration {
   nanos: number;
 }
 
-export function durationFromNs(ns: number): ProtoDuration {
+function durationFromNs(ns: number): ProtoDuration {
   return { seconds: Math.floor(ns / 1e9), nanos: ns % 1e9 };
 }
 

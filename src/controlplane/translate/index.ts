@@ -4,7 +4,6 @@ export type { GenerateInput, ProxyResources } from './generate.js';
 export { proxyInfoFromNode, proxyGroupKey } from './proxy-info.js';
 export type { ProxyInfo, ProxyRole } from './proxy-info.js';
 export type * from './config.js';
-export { emptyConfig } from './config.js';
 export { createConfigIndex, effectivePolicy } from './config-index.js';
 export type { NameTable } from './name-table.js';
 export { protoDuration } from './durations.js';

@@ -102,7 +102,7 @@ function sumWeights(endpoints: readonly LbEndpoint[]): number {
 }
 
 /** `us-east`, `us-east/zone-a`, `us-east/zone-a/*`, `*` — Istio's locality patterns. */
-export function localityPatternMatches(pattern: string, l: Locality): boolean {
+function localityPatternMatches(pattern: string, l: Locality): boolean {
   const parts = pattern.split('/');
   const values = [l.region, l.zone, l.subzone];
   return parts.every((p, i) => p === '*' || p === values[i]);

@@ -36,7 +36,7 @@ export function appForImage(image: string, env: Readonly<Record<string, string>>
 }
 
 // httpbin answers 418 with a teapot; this is our own drawing of one.
-export const TEAPOT = [
+const TEAPOT = [
   '',
   '    -=[ teapot ]=-',
   '',
