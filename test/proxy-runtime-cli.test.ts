@@ -25,7 +25,7 @@ test('crossmesh proxy: every flag problem is named, exit 2', async () => {
   for (const flag of ['--role: required', '--discovery: required', '--cluster: required', '--network: required', '--namespace: required']) assert.match(none.stderr, new RegExp(flag));
   const bad = await runCli([
     'proxy', '--role', 'ingress', '--discovery', 'istiod', '--cluster', 'c1', '--network', 'n1', '--namespace', 'Default',
-    '--labels', 'app=x,oops', '--ip', '10.0.0', '--app-port', '70000', '--token', 't', '--token-file', 'f', '--interception', 'tproxy', '--locality', 'a/b/c/d',
+    '--labels', 'app=x,oops', '--ip', '10.0.0', '--app-port', '70000', '--token', 't', '--token-file', 'f', '--interception', 'tproxy', '--locality', 'a/b/c/d', '--dns-capture', 'off',
   ]);
   assert.equal(bad.code, 2);
   for (const expected of [
@@ -38,6 +38,7 @@ test('crossmesh proxy: every flag problem is named, exit 2', async () => {
     '--token and --token-file: give one, not both',
     '--interception: must be redirect or none (got "tproxy")',
     '--locality: expected region/zone/subzone (got "a/b/c/d")',
+    '--dns-capture: must be true or false (got "off")',
   ]) assert.ok(bad.stderr.includes(expected), `${expected} in ${bad.stderr}`);
   const tls = await runCli(['proxy', '--role', 'sidecar', '--discovery', 'istiod:15012', '--cluster', 'c1', '--network', 'n1', '--namespace', 'ns']);
   assert.equal(tls.code, 2);

@@ -201,3 +201,24 @@ test('sidecar runtime: ready only with certificate and first push; rotation reac
   await proxy.close();
   assert.ok(closedProvider);
 });
+
+test('sidecar runtime with DNS capture off (ISTIO_META_DNS_CAPTURE=false): no DNS proxy, no name table asked for, DNS_CAPTURE=false sent', async (t) => {
+  const cache = createSnapshotCache();
+  const running = await startAds({ cache, nodeGroup: (node) => proxyGroupKey(proxyInfoFromNode(node)) });
+  const { factory } = fakeSidecarFactory();
+  const proxy = createProxy({ ...base(running.address), createSidecar: factory, dnsCapture: false });
+  t.after(async () => {
+    await proxy.close();
+    running.stop();
+  });
+  const s = snapshotFor(proxy.node, buildMesh(18080));
+  cache.setSnapshot(s.group, s.snapshot);
+  const addresses = await proxy.start();
+  await proxy.whenReady();
+  assert.equal(addresses.dns, undefined);
+  const seen = running.ads.connectedProxies()[0]!;
+  assert.equal(seen.node.metadata?.DNS_CAPTURE, 'false');
+  assert.ok(seen.types.some((ty) => ty.typeUrl === TYPE_URLS.listener));
+  assert.ok(!seen.types.some((ty) => ty.typeUrl === TYPE_URLS.nameTable), 'no NDS subscription');
+  assert.equal(proxy.nameTable(), undefined);
+});

@@ -35,6 +35,7 @@ export interface ProxyFlags {
   statusPort: string;
   dnsPort: string;
   dnsUpstream?: string[];
+  dnsCapture: string;
   gatewayPort: string;
   accessLog?: string;
   capture?: boolean;
@@ -111,6 +112,8 @@ export function proxyOptionsFromFlags(f: ProxyFlags, cwd: string, readFile: (p: 
   const statusPort = portFlag('--status-port', f.statusPort, problems);
   const dnsPort = portFlag('--dns-port', f.dnsPort, problems);
   const gatewayPort = portFlag('--gateway-port', f.gatewayPort, problems);
+  if (f.dnsCapture !== 'true' && f.dnsCapture !== 'false') problems.push(`--dns-capture: must be true or false (got "${f.dnsCapture}")`);
+  const dnsCapture = f.dnsCapture !== 'false';
   if (f.locality !== undefined && !/^[^/]+(\/[^/]*){0,2}$/.test(f.locality)) problems.push(`--locality: expected region/zone/subzone (got "${f.locality}")`);
   const upstreams = (f.dnsUpstream ?? []).map((u) => {
     const parsed = parseUpstream(u);
@@ -151,6 +154,7 @@ export function proxyOptionsFromFlags(f: ProxyFlags, cwd: string, readFile: (p: 
     labels,
     appPorts,
     interception: interception as 'REDIRECT' | 'NONE',
+    ...(role === 'sidecar' ? { dnsCapture } : {}),
     ...(f.locality ? { locality: parseLocalityText(f.locality) } : {}),
     ...(f.appHost ? { appHost: f.appHost } : {}),
     // Without capture the proxy shares the host with others (the loopback lab): every listener binds the
@@ -197,6 +201,7 @@ export function registerProxy(program: Command, ctx: CliContext): void {
     .option('--status-port <port>', 'readiness port (/healthz/ready)', '15021')
     .option('--dns-port <port>', 'DNS proxy port (sidecar)', '15053')
     .option('--dns-upstream <ip[:port]>', 'resolver for non-mesh names; repeatable (default: /etc/resolv.conf)', collect)
+    .option('--dns-capture <true|false>', 'answer the pod\'s DNS from the mesh name table (Istio\'s ISTIO_META_DNS_CAPTURE); false: no DNS proxy, port 53 not captured', 'true')
     .option('--gateway-port <port>', 'east-west gateway listener port', '15443')
     .option('--access-log <file>', 'append JSON access log lines here (default: stdout)')
     .option('--capture', 'install iptables capture in this network namespace (root); removed on exit')
@@ -204,7 +209,7 @@ export function registerProxy(program: Command, ctx: CliContext): void {
     .action(async (flags: ProxyFlags) => {
       const parsed = proxyOptionsFromFlags(flags, ctx.cwd);
       const logger = createLogger({ level: 'debug', json: ctx.env.logJson });
-      if (parsed.dns.upstreams.length === 0) {
+      if (parsed.options.dnsCapture !== false && parsed.dns.upstreams.length === 0) {
         try {
           parsed.dns.upstreams.push(...resolvConfNameservers(readFileSync('/etc/resolv.conf', 'utf8')).map(parseUpstream));
         } catch {
@@ -217,7 +222,7 @@ export function registerProxy(program: Command, ctx: CliContext): void {
         logger,
         logLevel: (['debug', 'info', 'warn', 'error'].includes(ctx.env.logLevel) ? ctx.env.logLevel : 'info') as ProxyOptions['logLevel'],
         accessLog: (line) => (stream ? stream.write(line + '\n') : ctx.stdout(line + '\n')),
-        dns: parsed.options.role === 'sidecar' ? { port: parsed.dns.port, upstreams: parsed.dns.upstreams, ...(parsed.dns.host ? { host: parsed.dns.host } : {}) } : false,
+        dns: parsed.options.role === 'sidecar' && parsed.options.dnsCapture !== false ? { port: parsed.dns.port, upstreams: parsed.dns.upstreams, ...(parsed.dns.host ? { host: parsed.dns.host } : {}) } : false,
         originalDestination: (socket) => {
           const r = originalDestination(socket);
           return r.ok && r.redirected ? { address: r.address, port: r.port } : undefined;
@@ -226,7 +231,7 @@ export function registerProxy(program: Command, ctx: CliContext): void {
       // Capture first: every socket this process opens from here on (CA, xDS) carries the exempt gid.
       let capture: Capture | undefined;
       if (flags.capture) {
-        capture = await installCapture({ proxyGid: PROXY_GID, dnsPort: parsed.dns.port });
+        capture = await installCapture({ proxyGid: PROXY_GID, dnsPort: parsed.dns.port, captureDns: parsed.options.dnsCapture !== false });
         // Our own sockets carry gid 1337 and so escape capture; uid 0 stays, to remove the rules on exit.
         process.setgid?.(PROXY_GID);
       }

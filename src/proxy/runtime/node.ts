@@ -21,6 +21,11 @@ export interface ProxyIdentityInfo {
   interception?: InterceptionMode;
   appHost?: string;
   appPorts?: readonly number[];
+  /**
+   * Sidecar only: whether the DNS proxy answers the pod's queries (Istio's ISTIO_META_DNS_CAPTURE, sent as
+   * node metadata DNS_CAPTURE); default true.
+   */
+  dnsCapture?: boolean;
   /** Networks a gateway serves; default its own network. */
   requestedNetworkView?: readonly string[];
   domainSuffix?: string;
@@ -55,6 +60,8 @@ export function buildProxyNode(p: ProxyIdentityInfo): XdsNode {
   };
   if (p.role === 'eastwest-gateway') {
     metadata.REQUESTED_NETWORK_VIEW = (p.requestedNetworkView?.length ? p.requestedNetworkView : [p.network]).join(',');
+  } else {
+    metadata.DNS_CAPTURE = String(p.dnsCapture !== false);
   }
   if (p.appHost) metadata.APP_HOST = p.appHost;
   if (p.appPorts?.length) metadata.POD_PORTS = JSON.stringify(p.appPorts.map((port) => ({ containerPort: port, protocol: 'TCP' })));

@@ -48,7 +48,7 @@ export interface ProxyOptions extends ProxyIdentityInfo {
   createSidecar?: SidecarFactory;
   /** false disables admin and readiness (library use). */
   admin?: { port?: number; host?: string; statusPort?: number | false; statusHost?: string } | false;
-  /** Sidecar DNS proxy; false disables it. */
+  /** Where the sidecar's DNS proxy listens; false: no DNS listener (the name table is still followed unless dnsCapture is false). */
   dns?: { port?: number; host?: string; upstreams: readonly UpstreamServer[]; searchDomains?: readonly string[] } | false;
   /** Gateway listener; default 0.0.0.0:15443. */
   gateway?: { port?: number; host?: string };
@@ -95,6 +95,8 @@ export function createProxy(options: ProxyOptions): Proxy {
   const metrics: MeshMetrics = createMeshMetrics(registry);
   const accessLogger = options.accessLog ? createAccessLogger({ write: options.accessLog }) : undefined;
   const gatewayRole = options.role === 'eastwest-gateway';
+  // As Istio's agent: without DNS capture there is no DNS proxy, so the name table (NDS) is not asked for.
+  const dnsCapture = !gatewayRole && options.dnsCapture !== false;
 
   let creds: SidecarCredentials | undefined;
   let rotatedAt: number | undefined;
@@ -343,7 +345,7 @@ export function createProxy(options: ProxyOptions): Proxy {
         });
         addresses.gateway = await gateway.listen();
       }
-      if (!gatewayRole && options.dns !== false && options.dns) {
+      if (dnsCapture && options.dns) {
         const suffix = options.domainSuffix ?? 'cluster.local';
         dns = createDnsProxy({
           port: options.dns.port ?? 15053,
@@ -360,7 +362,7 @@ export function createProxy(options: ProxyOptions): Proxy {
       xds = createXdsState({
         ads,
         routes: !gatewayRole,
-        nameTable: !gatewayRole,
+        nameTable: dnsCapture,
         validate: (state, typeUrl) => {
           const problems = sidecar ? sidecar.apply(state).problems : gatewayProblems(state);
           if (problems.some((p) => p.typeUrl === typeUrl)) rejections.inc({ type_url: typeUrl });

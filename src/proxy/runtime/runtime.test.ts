@@ -28,6 +28,9 @@ test('node: Istio id and metadata, read back by the control plane as sent', () =
   assert.equal(sidecar.metadata?.REQUESTED_NETWORK_VIEW, undefined);
   assert.equal(sidecar.metadata?.INTERCEPTION_MODE, 'REDIRECT');
   assert.deepEqual(sidecar.locality, { region: '', zone: '', sub_zone: '' }, 'locality is always sent');
+  assert.equal(sidecar.metadata?.DNS_CAPTURE, 'true');
+  assert.equal(buildProxyNode({ role: 'sidecar', ip: '10.1.0.5', podName: 'p', namespace: 'ns', serviceAccount: 'sa', cluster: 'c', network: 'n', labels: {}, dnsCapture: false }).metadata?.DNS_CAPTURE, 'false');
+  assert.equal(node.metadata?.DNS_CAPTURE, undefined, 'a gateway answers no DNS');
 });
 
 test('capture rules: own gid/uid first, DNS before the loopback exception, inbound ports excluded; removal mirrors jumps', async () => {
