@@ -103,6 +103,12 @@ const expected: Record<string, string[]> = {
   'topology-inline-manifest.yaml': [
     'Topology/one-cluster: spec.clusters[0].manifests[0].spec.ports[0].protocol: must be one of "TCP", "UDP", "SCTP" (got "HTTP")',
   ],
+  'topology-bad-proxy-settings.yaml': [
+    'Topology/bad-proxy-settings: spec.meshConfig.defaultConfig.proxyMetadata.ISTIO_META_DNS_CAPTURE: must be the string "false" (proxyMetadata values are strings: quote it)',
+    'Topology/bad-proxy-settings: spec.clusters[0].trustRoot: must be a DNS-1123 label: at most 63 lower-case letters, digits or "-", starting and ending with a letter or digit',
+    'Topology/bad-proxy-settings: spec.clusters[1].meshConfig.defaultConfig.proxyMetadata.ISTIO_META_DNS_CAPTURE: must be "true" or "false" (got "off")',
+    'Topology/bad-proxy-settings: spec.clusters[1].meshConfig.defaultConfig.proxyMetadata.ISTIO_META_DNS_AUTO_ALLOCATE: unknown field "ISTIO_META_DNS_AUTO_ALLOCATE"',
+  ],
   'topology-bad-manifest-path.yaml': [
     'Topology/missing-file: spec.clusters[0].manifests[0]: "does-not-exist.yaml": no such file or directory',
   ],

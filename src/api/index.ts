@@ -18,4 +18,4 @@ export type { Destination, Headers, HTTPRouteDestination, RouteDestination, HTTP
 export type { LocalityLbSetting, LoadBalancerSettings, ConnectionPoolSettings, OutlierDetection, ClientTLSSettings, TrafficPolicy, Subset, DestinationRuleSpec } from './schema/destination-rule.js';
 export type { ServerTLSSettings, GatewayServer, GatewaySpec, WorkloadEntrySpec, ServiceEntryPort, ServiceEntrySpec, WorkloadGroupSpec } from './schema/networking.js';
 export type { PeerAuthenticationSpec, AuthorizationRule, AuthorizationPolicySpec } from './schema/security.js';
-export type { MeshConfigSpec, TopologyCheck } from './schema/crossmesh.js';
+export type { MeshConfigSpec, TopologyCheck, TopologyMeshConfig } from './schema/crossmesh.js';

@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Resource } from '../api/types.js';
@@ -15,7 +15,7 @@ import type { Host, LabHosts } from './hosts.js';
 import { loopbackHosts, netnsHosts } from './hosts.js';
 import { checkNetnsSupport } from './netns/index.js';
 import type { ClusterPlan, LabPlan, PodPlan } from './plan.js';
-import { eastWestGatewayService } from './plan.js';
+import { DEFAULT_TRUST_ROOT, eastWestGatewayService } from './plan.js';
 import type { LabState } from './state.js';
 import { writeLabState } from './state.js';
 import type { Supervisor } from './supervisor.js';
@@ -111,11 +111,24 @@ export async function startLab(options: StartLabOptions): Promise<RunningLab> {
   try {
     hosts = plan.isolation === 'netns' ? await netnsHosts(plan, netnsPrefix!) : loopbackHosts();
     const netns = plan.isolation === 'netns';
-    say(`certificates: one root, ${plan.clusters.length} intermediates`);
-    const root = await generateRootCa({ trustDomain: plan.trustDomain });
-    writeRootCa(join(dir, 'pki', 'root'), root, true);
-    const rootCert = join(dir, 'pki', 'root', 'root-cert.pem');
-    for (const c of plan.clusters) writeCacerts(join(dir, 'pki', c.name), await generateIntermediateCa({ root, cluster: c.name }), true);
+    const rootNames = [...new Set(plan.clusters.map((c) => c.trustRoot))];
+    say(`certificates: ${rootNames.length === 1 ? 'one root' : `${rootNames.length} roots (${rootNames.join(', ')})`}, ${plan.clusters.length} intermediates`);
+    const roots = new Map<string, Awaited<ReturnType<typeof generateRootCa>>>();
+    for (const name of rootNames) {
+      const root = await generateRootCa({ trustDomain: plan.trustDomain });
+      roots.set(name, root);
+      writeRootCa(join(dir, 'pki', name === DEFAULT_TRUST_ROOT ? 'root' : `root-${name}`), root, true);
+    }
+    const rootOf = (c: ClusterPlan) => roots.get(c.trustRoot)!;
+    // Each cluster's own root file verifies its CA and is its workloads' trust anchor; the lab's tools talk
+    // to every control plane, so they get a bundle of all roots.
+    const clusterRoot = (c: ClusterPlan) => join(dir, 'pki', c.name, 'root-cert.pem');
+    for (const c of plan.clusters) writeCacerts(join(dir, 'pki', c.name), await generateIntermediateCa({ root: rootOf(c), cluster: c.name }), true);
+    let rootCert = join(dir, 'pki', 'root', 'root-cert.pem');
+    if (rootNames.length > 1 || rootNames[0] !== DEFAULT_TRUST_ROOT) {
+      rootCert = join(dir, 'pki', 'roots.pem');
+      writeFileSync(rootCert, [...roots.values()].map((r) => r.certPem).join(''));
+    }
 
     const state: LabState = { isolation: plan.isolation, dir, pid: process.pid, rootCert, tokens: {}, clusters: [], gateways: [], pods: [], ...(netnsPrefix ? { netnsPrefix } : {}) };
     // Written at once, so that `crossmesh down` can clean up even if this process dies half way.
@@ -145,7 +158,7 @@ export async function startLab(options: StartLabOptions): Promise<RunningLab> {
       await poll(`control plane ${c.name}`, () => httpOk(`${admin}/ready`), timeout, () => (exited ? tail(log) : undefined));
       const token = readFileSync(join(dir, 'data', c.name, 'admin-token'), 'utf8').trim();
       const api = `https://${host.publicAddress}:6443`;
-      const client = createKubeClient({ server: api, token, ca: root.certPem });
+      const client = createKubeClient({ server: api, token, ca: rootOf(c).certPem });
       clients.push(client);
       cps.set(c.name, { host, client, api, admin });
       state.tokens[c.name] = token;
@@ -166,7 +179,7 @@ export async function startLab(options: StartLabOptions): Promise<RunningLab> {
       for (const to of plan.clusters) {
         if (from === to) continue;
         const { client, api } = cps.get(from.name)!;
-        await cps.get(to.name)!.client.apply([await createRemoteSecret(client, { cluster: from.name, server: api, caPem: root.certPem })]);
+        await cps.get(to.name)!.client.apply([await createRemoteSecret(client, { cluster: from.name, server: api, caPem: rootOf(from).certPem })]);
       }
     }
     say(`remote secrets exchanged between ${plan.clusters.length} clusters`);
@@ -181,11 +194,12 @@ export async function startLab(options: StartLabOptions): Promise<RunningLab> {
     const proxyArgs = (c: ClusterPlan, role: string, h: Host, pod: string, namespace: string, sa: string, labels: Record<string, string>, token: string) => {
       const cp = cps.get(c.name)!.host;
       return [
-        BIN, 'proxy', '--role', role, '--discovery', `${cp.address}:15010`, '--ca-address', `${cp.address}:15012`, '--ca-root', rootCert,
+        BIN, 'proxy', '--role', role, '--discovery', `${cp.address}:15010`, '--ca-address', `${cp.address}:15012`, '--ca-root', clusterRoot(c),
         '--cluster', c.name, '--network', c.network, ...(c.locality ? ['--locality', c.locality] : []), '--namespace', namespace, '--service-account', sa,
         '--labels', Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(','), '--ip', h.address, '--pod', pod, '--token', token,
         '--admin-host', h.bind, '--trust-domain', plan.trustDomain,
         ...(netns ? (role === 'sidecar' ? ['--interception', 'redirect', '--capture'] : []) : ['--interception', 'none']),
+        ...(role === 'sidecar' && !c.dnsCapture ? ['--dns-capture', 'false'] : []),
       ];
     };
     const waitProxy = (c: ClusterPlan, h: Host, pod: string, log: string, exited: () => boolean) =>

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { AnyResource, DeploymentSpec, TopologyCheck } from '../api/index.js';
+import type { AnyResource, DeploymentSpec, TopologyCheck, TopologyMeshConfig } from '../api/index.js';
 import type { Resource } from '../api/types.js';
 import type { SampleApp } from './apps/apps.js';
 import { appForImage } from './apps/apps.js';
@@ -22,6 +22,10 @@ export interface ClusterPlan {
   locality: string;
   /** 1-based position, used for address assignment. */
   index: number;
+  /** The root CA this cluster's intermediate is signed by; clusters with the same one trust each other. */
+  trustRoot: string;
+  /** Whether its sidecars answer DNS from the mesh name table (ISTIO_META_DNS_CAPTURE). */
+  dnsCapture: boolean;
   /** Resources applied to the control plane: everything but Deployments, which become pods. */
   resources: Resource[];
   gateways: GatewayPlan[];
@@ -54,8 +58,20 @@ export interface PodPlan {
  * Turns a Topology and its clusters' manifests into a plan. Pod names are derived from the deployment's
  * template and replica index, so the same topology gives the same names on every run.
  */
+/** The root every cluster shares unless its topology entry names another. */
+export const DEFAULT_TRUST_ROOT = 'mesh';
+
+export interface TopologyClusterInput {
+  name: string;
+  network: string;
+  locality?: string | undefined;
+  trustRoot?: string | undefined;
+  meshConfig?: TopologyMeshConfig | undefined;
+  gateways?: { eastWest?: { replicas: number; port: number } | undefined } | undefined;
+}
+
 export function planLab(
-  spec: { meshId: string; trustDomain: string; isolation: Isolation; networks: Array<{ name: string }>; clusters: Array<{ name: string; network: string; locality?: string | undefined; gateways?: { eastWest?: { replicas: number; port: number } | undefined } | undefined }>; checks: TopologyCheck[] },
+  spec: { meshId: string; trustDomain: string; isolation: Isolation; meshConfig?: TopologyMeshConfig | undefined; networks: Array<{ name: string }>; clusters: TopologyClusterInput[]; checks: TopologyCheck[] },
   manifests: ReadonlyMap<string, readonly AnyResource[]>,
   isolation?: Isolation,
 ): LabPlan {
@@ -99,6 +115,8 @@ export function planLab(
       network: c.network,
       locality: c.locality ?? '',
       index: i + 1,
+      trustRoot: c.trustRoot ?? DEFAULT_TRUST_ROOT,
+      dnsCapture: (c.meshConfig?.defaultConfig?.proxyMetadata?.ISTIO_META_DNS_CAPTURE ?? spec.meshConfig?.defaultConfig?.proxyMetadata?.ISTIO_META_DNS_CAPTURE) !== 'false',
       resources: resources.filter((r) => r.kind !== 'Deployment' && r.kind !== 'Topology'),
       gateways,
       pods,

@@ -52,10 +52,37 @@ export const manifestEntrySchema = z.union([nonEmptyStr, z.record(str, z.unknown
   error: 'expected a file path or an inline resource',
 });
 
+/**
+ * The part of Istio's MeshConfig the lab acts on: `defaultConfig.proxyMetadata`, the environment of every
+ * sidecar. Values are strings, as in Istio. `ISTIO_META_DNS_CAPTURE: "false"` turns the sidecars' DNS proxy off.
+ */
+export const topologyMeshConfigSchema = z.strictObject({
+  defaultConfig: z
+    .strictObject({
+      proxyMetadata: z
+        .strictObject({
+          ISTIO_META_DNS_CAPTURE: z
+            .enum(['true', 'false'], {
+              error: (iss) => (typeof iss.input === 'boolean' ? `must be the string "${String(iss.input)}" (proxyMetadata values are strings: quote it)` : `must be "true" or "false" (got ${JSON.stringify(iss.input)})`),
+            })
+            .optional(),
+        })
+        .optional(),
+    })
+    .optional(),
+});
+
 export const topologyClusterSchema = z.strictObject({
   name: dns1123Label,
   network: dns1123Label,
   locality,
+  /**
+   * Name of the root CA that signs this cluster's intermediate; clusters with the same name share a root
+   * (default "mesh": one root for all). A name of its own gives the cluster a root nobody else trusts.
+   */
+  trustRoot: dns1123Label.optional(),
+  /** Overrides the Topology's meshConfig for this cluster's sidecars (each primary has its own istiod install). */
+  meshConfig: topologyMeshConfigSchema.optional(),
   gateways: z
     .strictObject({
       eastWest: z.strictObject({ replicas: intRange(0, 16).default(1), port: intRange(1, 65535).default(15443) }).optional(),
@@ -84,6 +111,8 @@ export const topologySpecSchema = z
     meshId: dns1123Label.default('mesh1'),
     trustDomain: dns1123LikeDomain().default('cluster.local'),
     isolation: z.enum(['loopback', 'netns']).default('loopback'),
+    /** Mesh-wide proxy settings (Istio's meshConfig), for every cluster that does not override them. */
+    meshConfig: topologyMeshConfigSchema.optional(),
     networks: z.array(z.strictObject({ name: dns1123Label })).min(1, { error: 'required: at least one network' }),
     clusters: z.array(topologyClusterSchema).min(1, { error: 'required: at least one cluster' }),
     checks: z.array(topologyCheckSchema).default([]),
@@ -112,3 +141,4 @@ export const topologySchema = envelope('Topology', CROSSMESH_VERSIONS, { spec: t
 
 export type MeshConfigSpec = z.output<typeof meshConfigSpecSchema>;
 export type TopologyCheck = z.output<typeof topologyCheckSchema>;
+export type TopologyMeshConfig = z.output<typeof topologyMeshConfigSchema>;
