@@ -34,6 +34,7 @@ test('default lab, netns: captured curl across networks through east-west gatewa
     const sleep1 = pod('cluster-1', 'sleep');
     const hw2 = pod('cluster-2', 'helloworld');
     const gw2 = status.gateways.find((g) => g.cluster === 'cluster-2')!;
+    const [host, port] = gw2.address.split(':');
     assert.ok(sleep1.netns, 'pods live in network namespaces');
 
     // S2: the same call from an unmodified client reaches both clusters.
@@ -46,9 +47,22 @@ test('default lab, netns: captured curl across networks through east-west gatewa
     assert.notEqual(direct.status, 200, `direct cross-network call must fail, got ${direct.status} ${direct.body}`);
 
     // The gateway refuses plaintext, and TLS from a client without a mesh certificate never reaches the app.
-    const plaintext = await curl(sleep1.netns!, `http://${gw2.address}/`);
-    assert.notEqual(plaintext.status, 200, 'plaintext to 15443 refused');
-    const [host, port] = gw2.address.split(':');
+    // The client is the machine itself, on the segment where gateways have their public addresses (a pod's
+    // own curl would be captured by its sidecar and never reach the gateway as plaintext).
+    const plaintext = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
+      execFile('curl', ['-sS', '-m', '5', '-o', '/dev/null', '-w', '%{http_code}', `http://${gw2.address}/hello`], (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code) : 0, stdout, stderr })),
+    );
+    assert.equal(plaintext.stdout, '000', `plaintext to 15443 gets no HTTP answer: ${JSON.stringify(plaintext)}`);
+    assert.match(plaintext.stderr, /Empty reply from server|Connection reset by peer|Recv failure/);
+    // … and logged by the gateway, as `crossmesh lab logs` shows it: an access-log line with NR and no SNI.
+    const gwLogs = async () => (await crossmesh(lab.dir, ['lab', 'logs', `cluster-2/${gw2.name}`])).stdout;
+    const refusal = await eventually(async () => {
+      const lines = (await gwLogs()).split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+      return lines.find((l) => l.response_flags === 'NR' && 'requested_server_name' in l && !l.requested_server_name);
+    }, 10_000);
+    assert.ok(refusal, `the gateway logged the plaintext connection:\n${await gwLogs()}`);
+    assert.equal(refusal.upstream_host, null);
+    assert.equal(refusal.downstream_local_address.split(':').pop(), port);
     const tlsOutcome = await new Promise<string>((resolve) => {
       const s = tls.connect({ host, port: Number(port), servername: 'outbound_.5000_._.helloworld.sample.svc.cluster.local', rejectUnauthorized: false, ALPNProtocols: ['istio'] });
       s.setTimeout(5000, () => (s.destroy(), resolve('timeout')));
