@@ -84,7 +84,7 @@ test('retries: 3 attempts on 5xx hide a backend that fails every other request; 
   assert.ok(failedAttempts >= 50, `flaky's sidecar saw the failed attempts the caller never saw: ${failedAttempts} answered 500 of ${attempts.length}`);
 });
 
-test('consistent hashing on x-user: each user sticks to one helloworld pod, users spread over several', async (t) => {
+test('consistent hashing on x-user: each user sticks to one helloworld pod, users spread over several in both clusters', async (t) => {
   const pods = status.pods.filter((p) => p.app === 'helloworld').map((p) => p.name);
   assert.equal(pods.length, 4);
   const before = await calls(12, 4, () => call('helloworld', { 'x-user': 'alice' }));
@@ -111,6 +111,8 @@ test('consistent hashing on x-user: each user sticks to one helloworld pod, user
   t.diagnostic(`pods used by 20 users: ${[...used].join(', ')}`);
   assert.ok(used.size > 1, `20 users spread over more than one pod (used: ${[...used].join(', ')})`);
   assert.ok([...used].every((p) => pods.includes(p)), 'the instances are helloworld pods');
+  const clusters = new Set(status.pods.filter((p) => used.has(p.name)).map((p) => p.cluster));
+  assert.deepEqual([...clusters].sort(), ['cluster-1', 'cluster-2'], 'the ring holds both clusters\' pods');
 });
 
 test('fault injection: 30% aborted with 503 and 50% delayed by 300 ms, over 400 calls', async (t) => {
