@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import type { Resource } from '../api/types.js';
 import { generateIntermediateCa, generateRootCa } from '../ca/index.js';
 import type { ClusterInput } from './analyze.js';
-import { analyze, formatFinding } from './analyze.js';
+import { analyze, formatFinding, servicePortConflicts } from './analyze.js';
 
 const svc = (name: string, ns = 'sample', labels: Record<string, string> = {}, port = 5000): Resource => ({
   apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: ns, labels }, spec: { selector: { app: name }, ports: [{ name: 'http', port }] },
@@ -74,4 +74,14 @@ test('analyze: clusters whose CAs are intermediates of different roots; one shar
   const findings = analyze([{ name: 'c1', resources: [], rootCertPem: c1.rootCert }, { name: 'c3', resources: [], rootCertPem: c3.rootCert }]);
   assert.deepEqual(findings.map((f) => `${f.cluster} ${f.code} ${f.level}`), ['c1 CM0003 Error', 'c3 CM0003 Error']);
   assert.match(formatFinding(findings[0]!), /^Error \[CM0003\] \(cluster c1\) c1: clusters do not share a root CA \(\{c1\} vs \{c3\}\)/);
+});
+
+test('servicePortConflicts compares each cluster\'s Services with the first cluster defining the port', () => {
+  const tcp: Resource = { ...svc('helloworld'), spec: { selector: { app: 'helloworld' }, ports: [{ name: 'tcp', port: 5000, targetPort: 8080 }] } };
+  const conflicts = servicePortConflicts([
+    { name: 'c1', resources: [svc('helloworld'), svc('sleep', 'sample', {}, 80)] },
+    { name: 'c2', resources: [svc('helloworld'), svc('sleep', 'sample', {}, 8080)] },
+    { name: 'c3', resources: [tcp] },
+  ]);
+  assert.deepEqual([...conflicts], [['c3', [{ hostname: 'helloworld.sample.svc.cluster.local', port: 5000, clusters: ['c1', 'c3'], detail: 'http HTTP →5000 vs tcp TCP →8080' }]]]);
 });

@@ -3,7 +3,8 @@ import type { DestinationRuleSpec, VirtualServiceSpec } from '../api/index.js';
 import { hostMatches, resolveHost, secretData } from '../api/index.js';
 import type { Resource } from '../api/types.js';
 import { resourceRef } from '../api/types.js';
-import { LABEL_NETWORK } from '../registry/index.js';
+import type { ServicePort } from '../registry/index.js';
+import { LABEL_NETWORK, buildClusterRegistry } from '../registry/index.js';
 
 export type Level = 'Error' | 'Warning' | 'Info';
 
@@ -136,6 +137,38 @@ export function analyze(clusters: readonly ClusterInput[], options: { domainSuff
     }
   }
   return findings.sort((a, b) => a.cluster.localeCompare(b.cluster) || a.code.localeCompare(b.code) || a.resource.localeCompare(b.resource));
+}
+
+type PortConflict = NonNullable<ClusterInput['portConflicts']>[number];
+
+/**
+ * Service ports that clusters define differently, compared as a control plane merges them: the first cluster
+ * defining a port is the reference, and each later cluster that differs gets the conflict (keyed by its name).
+ */
+export function servicePortConflicts(clusters: readonly ClusterInput[], options: { domainSuffix?: string } = {}): Map<string, PortConflict[]> {
+  const first = new Map<string, { cluster: string; port: ServicePort }>();
+  const out = new Map<string, PortConflict[]>();
+  for (const c of clusters) {
+    const registry = buildClusterRegistry({ clusterId: c.name, network: c.network ?? '', ...(options.domainSuffix ? { domainSuffix: options.domainSuffix } : {}) }, c.resources);
+    for (const svc of registry.services) {
+      for (const port of svc.ports) {
+        const key = `${svc.hostname}:${port.port}`;
+        const known = first.get(key);
+        if (!known) {
+          first.set(key, { cluster: c.name, port });
+        } else if (known.port.name !== port.name || known.port.protocol !== port.protocol || known.port.targetPort !== port.targetPort) {
+          const list = out.get(c.name) ?? [];
+          list.push({ hostname: svc.hostname, port: port.port, clusters: [known.cluster, c.name], detail: `${describePort(known.port)} vs ${describePort(port)}` });
+          out.set(c.name, list);
+        }
+      }
+    }
+  }
+  return out;
+}
+
+function describePort(p: ServicePort): string {
+  return `${p.name || '<unnamed>'} ${p.protocol} →${p.targetPort}`;
 }
 
 /** The first root's fingerprint; roots that cannot be parsed are their own group. */

@@ -1,2 +1,2 @@
-export { analyze, formatFinding } from './analyze.js';
+export { analyze, formatFinding, servicePortConflicts } from './analyze.js';
 export type { ClusterInput, Finding, Level } from './analyze.js';

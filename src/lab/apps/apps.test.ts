@@ -63,3 +63,23 @@ test('nodeapp prints its service number and version', async () => {
     assert.equal(await (await fetch(`${base}/`)).text(), 'Service 2: version 2.0\n\n');
   });
 });
+
+test('FAIL_EVERY=2: every other request answers 500, health checks do not count', async () => {
+  const app = appForImage('docker.io/istio/examples-helloworld-v1', { FAIL_EVERY: '2' });
+  assert.equal(app?.failEvery, 2);
+  const server = createAppServer({ app: app!, podName: 'flaky-1' })!;
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  try {
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const statuses: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      statuses.push((await fetch(`${base}/hello`)).status);
+      assert.equal((await fetch(`${base}/health`)).status, 200);
+    }
+    assert.deepEqual(statuses, [200, 500, 200, 500, 200, 500]);
+  } finally {
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  }
+  assert.throws(() => appForImage('helloworld', { FAIL_EVERY: 'often' }), /FAIL_EVERY: must be a whole number/);
+});

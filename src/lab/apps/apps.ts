@@ -1,5 +1,6 @@
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { CrossmeshError } from '../../shared/errors.js';
 
 /**
  * The lab's sample apps. They behave like the images the multi-cluster guides use (Istio's helloworld,
@@ -15,10 +16,20 @@ export interface SampleApp {
   serviceNumber?: number;
   /** The port the app listens on when its Deployment names none. */
   defaultPort: number;
+  /** `FAIL_EVERY=N`: every Nth request (health checks aside) answers 500, to show what retries hide. */
+  failEvery?: number;
 }
 
 /** Chooses the app and version from a Deployment's image name, as the image would decide in a real cluster. */
 export function appForImage(image: string, env: Readonly<Record<string, string>> = {}): SampleApp | undefined {
+  const app = appKindForImage(image, env);
+  if (!app || app.kind === 'sleep' || env.FAIL_EVERY === undefined) return app;
+  const failEvery = Number(env.FAIL_EVERY);
+  if (!Number.isInteger(failEvery) || failEvery < 1) throw new CrossmeshError('E_APP_ENV', `${image}: env FAIL_EVERY: must be a whole number of at least 1 (got "${env.FAIL_EVERY}")`);
+  return { ...app, failEvery };
+}
+
+function appKindForImage(image: string, env: Readonly<Record<string, string>>): SampleApp | undefined {
   const name = image.toLowerCase();
   const tag = name.includes(':') ? name.slice(name.lastIndexOf(':') + 1) : '';
   if (name.includes('helloworld')) {
@@ -61,7 +72,16 @@ export interface AppOptions {
 /** An HTTP server for the app; sleep has none (it only runs commands). */
 export function createAppServer(options: AppOptions): Server | undefined {
   const handler = handlerFor(options);
-  return handler ? createServer({ keepAliveTimeout: 30_000 }, handler) : undefined;
+  if (!handler) return undefined;
+  const every = options.app.failEvery;
+  if (!every) return createServer({ keepAliveTimeout: 30_000 }, handler);
+  let served = 0;
+  return createServer({ keepAliveTimeout: 30_000 }, (req, res) => {
+    if ((req.url ?? '/').split('?')[0] === '/health') return handler(req, res);
+    served++;
+    if (served % every === 0) return text(res, 500, `failing on purpose: request ${served}, FAIL_EVERY=${every}\n`);
+    handler(req, res);
+  });
 }
 
 function handlerFor({ app, podName }: AppOptions): ((req: IncomingMessage, res: ServerResponse) => void) | undefined {
