@@ -26,6 +26,8 @@ const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const THREADS = Number(process.env.BENCH_THREADS ?? 1);
 const bin = new URL('../../bin/crossmesh.js', import.meta.url).pathname;
 const BODY = Buffer.alloc(1024, 'x');
+/** Extra node flags for the two sidecars, e.g. BENCH_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof'. */
+const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
 
 function missingTools(): string[] {
   return ['wrk', 'haproxy'].filter((t) => spawnSync('sh', ['-c', `command -v ${t}`]).status !== 0);
@@ -128,7 +130,7 @@ async function main(): Promise<void> {
     const token = (sa: string) => cp!.ca.createJoinToken({ namespace: 'bench', serviceAccount: sa, ttlSeconds: 3600 });
     const a = cp.addresses();
     const proxy = (ip: string, pod: string, sa: string, labels: string) =>
-      spawn(process.execPath, [bin, 'proxy', '--role', 'sidecar', '--discovery', a.xds, '--ca-address', a.xdsTls, '--ca-root', join(dir.path, 'root.pem'), '--cluster', 'bench', '--network', 'net', '--namespace', 'bench', '--service-account', sa, '--labels', labels, '--ip', ip, '--pod', pod, '--token', token(sa), '--interception', 'none', '--app-host', '127.0.0.1', '--admin-host', ip, '--access-log', '/dev/null'], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, CROSSMESH_LOG_LEVEL: 'warn' } });
+      spawn(process.execPath, [...NODE_ARGS, bin, 'proxy', '--role', 'sidecar', '--discovery', a.xds, '--ca-address', a.xdsTls, '--ca-root', join(dir.path, 'root.pem'), '--cluster', 'bench', '--network', 'net', '--namespace', 'bench', '--service-account', sa, '--labels', labels, '--ip', ip, '--pod', pod, '--token', token(sa), '--interception', 'none', '--app-host', '127.0.0.1', '--admin-host', ip, '--access-log', '/dev/null'], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, CROSSMESH_LOG_LEVEL: 'warn' } });
     const serverSide = proxy('127.0.9.2', 'app-1', 'app', 'app=app');
     const clientSide = proxy('127.0.9.1', 'client-1', 'client', 'app=client');
     children.push(serverSide, clientSide);
