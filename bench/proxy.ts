@@ -22,6 +22,8 @@ import { tempDir } from '../test/helpers/mesh.js';
 
 const run = promisify(execFile);
 const DURATION = process.env.BENCH_DURATION ?? '10s';
+/** Unmeasured load before each measured run: the JIT of a Node process (ours) warms up; HAProxy's gains nothing. */
+const WARMUP = process.env.BENCH_WARMUP ?? '3s';
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const THREADS = Number(process.env.BENCH_THREADS ?? 1);
 const bin = new URL('../../bin/crossmesh.js', import.meta.url).pathname;
@@ -42,14 +44,14 @@ interface WrkResult {
 }
 
 /** wrk with a Lua script that reports latency percentiles as JSON; an absolute URL makes it talk to a proxy. */
-async function wrk(target: { host: string; port: number }, path: string, hostHeader: string, dir: string): Promise<WrkResult> {
+async function wrk(target: { host: string; port: number }, path: string, hostHeader: string, dir: string, duration = DURATION): Promise<WrkResult> {
   const script = join(dir, `wrk-${Math.random().toString(36).slice(2)}.lua`);
   writeFileSync(
     script,
     `wrk.path = "${path}"\nwrk.headers["Host"] = "${hostHeader}"\n` +
       `done = function(summary, latency, requests)\n  io.write(string.format('JSON {"requests":%d,"errors":%d,"p50":%f,"p99":%f,"duration":%d}\\n', summary.requests, summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.status + summary.errors.timeout, latency:percentile(50)/1000, latency:percentile(99)/1000, summary.duration))\nend\n`,
   );
-  const { stdout } = await run('wrk', ['-t', String(THREADS), '-c', String(CONNECTIONS), '-d', DURATION, '--latency', '-s', script, `http://${target.host}:${target.port}`], { maxBuffer: 1 << 20 });
+  const { stdout } = await run('wrk', ['-t', String(THREADS), '-c', String(CONNECTIONS), '-d', duration, '--latency', '-s', script, `http://${target.host}:${target.port}`], { maxBuffer: 1 << 20 });
   const m = /JSON (\{.*\})/.exec(stdout);
   if (!m) throw new Error(`wrk printed no result: ${stdout}`);
   const j = JSON.parse(m[1]!) as { requests: number; errors: number; p50: number; p99: number; duration: number };
@@ -100,6 +102,7 @@ async function main(): Promise<void> {
   const rows: Array<{ name: string; r: WrkResult; cpuMsPer1k?: number; rssMb?: number }> = [];
   let cp: Awaited<ReturnType<typeof startControlPlane>> | undefined;
   try {
+    await wrk({ host: '127.0.0.1', port: appPort }, '/', `127.0.0.1:${appPort}`, dir.path, WARMUP);
     rows.push({ name: 'direct', r: await wrk({ host: '127.0.0.1', port: appPort }, '/', `127.0.0.1:${appPort}`, dir.path) });
 
     // HAProxy pair: one terminates client keep-alive and originates TLS, the other terminates TLS.
@@ -118,6 +121,7 @@ async function main(): Promise<void> {
     const haproxy = spawn('haproxy', ['-f', join(dir.path, 'haproxy.cfg')], { stdio: 'inherit' });
     children.push(haproxy);
     await waitFor('haproxy', () => fetch('http://127.0.0.1:18081/').then((r) => r.ok, () => false));
+    await wrk({ host: '127.0.0.1', port: 18081 }, '/', 'app', dir.path, WARMUP);
     const hBefore = procStats([haproxy.pid!]);
     const hr = await wrk({ host: '127.0.0.1', port: 18081 }, '/', 'app', dir.path);
     const hAfter = procStats([haproxy.pid!]);
@@ -138,6 +142,7 @@ async function main(): Promise<void> {
     const url = 'http://app.bench.svc.cluster.local:8080/';
     await waitFor('a request through the pair', () => requestThroughSidecar('127.0.9.1', url).then((r) => r.status === 200, () => false));
     const pids = [serverSide.pid!, clientSide.pid!];
+    await wrk({ host: '127.0.9.1', port: 15001 }, url, 'app.bench.svc.cluster.local:8080', dir.path, WARMUP);
     const oBefore = procStats(pids);
     const or = await wrk({ host: '127.0.9.1', port: 15001 }, url, 'app.bench.svc.cluster.local:8080', dir.path);
     const oAfter = procStats(pids);
@@ -145,7 +150,7 @@ async function main(): Promise<void> {
 
     const h = rows[1]!;
     const o = rows[2]!;
-    console.log(`\n1 KB HTTP/1.1 keep-alive, wrk -t${THREADS} -c${CONNECTIONS} -d${DURATION}\n`);
+    console.log(`\n1 KB HTTP/1.1 keep-alive, wrk -t${THREADS} -c${CONNECTIONS} -d${DURATION} after ${WARMUP} of warm-up per path\n`);
     const header = ['path', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'proxy CPU ms per 1k req', 'proxy RSS MB'];
     const table = rows.map((x) => [x.name, x.r.rps.toFixed(0), x.r.p50.toFixed(2), x.r.p99.toFixed(2), String(x.r.errors), x.cpuMsPer1k?.toFixed(0) ?? '-', x.rssMb?.toFixed(0) ?? '-']);
     const widths = header.map((hd, i) => Math.max(hd.length, ...table.map((t) => t[i]!.length)));

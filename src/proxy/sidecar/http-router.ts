@@ -4,13 +4,13 @@
  * rewriting, and one access-log record plus Istio metrics per request. Local replies carry Envoy's
  * response flags (NR, UH, UF, URX, UT, UO, UC, FI, DI, NC).
  */
-import http from 'node:http';
+import type http from 'node:http';
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '../../shared/clock.js';
 import type { AccessLogRecord, MeshMetrics, RequestLabels } from '../telemetry/index.js';
 import { formatAddress } from '../telemetry/index.js';
-import { CONNECTED, PEER_ID, REQUESTS, TRANSPORT_FAILURE, hash32 } from '../upstream/index.js';
-import type { ClusterRuntime, UpstreamHost, UpstreamSocket } from '../upstream/index.js';
+import { PEER_ID, TRANSPORT_FAILURE, buildRequestHead, hash32 } from '../upstream/index.js';
+import type { ClusterRuntime, ExchangeHandle, UpstreamHost, UpstreamSocket } from '../upstream/index.js';
 import type { CompiledRoute, HeaderOps, RetryPolicy, RouteTable } from './compile-routes.js';
 import { selectVirtualHost } from './compile-routes.js';
 import type { HttpChainFilter } from './compile-listeners.js';
@@ -45,11 +45,18 @@ const MAX_REPLAY_BODY = 64 * 1024;
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authorization', 'proxy-authenticate']);
 
 type Outcome =
-  | { kind: 'response'; res: http.IncomingMessage; host: UpstreamHost; peerId?: string | undefined; done: () => void }
+  | { kind: 'response'; status: number; rawHeaders: string[]; host: UpstreamHost; peerId?: string | undefined; exchange: ExchangeHandle; body: (sink: BodySink) => void; done: () => void }
   | { kind: 'connect-failure'; reason: string; transport?: string | undefined }
   | { kind: 'reset' }
   | { kind: 'stale' }
   | { kind: 'timeout' };
+
+/** Where an upstream response body goes once the router decided to forward it. */
+interface BodySink {
+  data(chunk: Buffer, last: boolean): boolean;
+  end(): void;
+  error(): void;
+}
 
 interface Exchange {
   start: number;
@@ -277,6 +284,8 @@ export function createRouter(env: RouterEnv): (req: http.IncomingMessage, res: h
           run(body, false);
         });
       } else {
+        // Paused until an upstream connection takes the body (pipeBody resumes it).
+        req.pause();
         req.on('data', (c: Buffer) => (x.bytesIn += c.length));
         run(undefined, true);
       }
@@ -304,10 +313,13 @@ export function createRouter(env: RouterEnv): (req: http.IncomingMessage, res: h
     const host = cluster?.pick();
     if (!host) return;
     const h = { ...headers, host: `${String(headers.host).replace(/(:\d+)?$/, '-shadow$1')}` };
-    const r = http.request({ agent: host.httpAgent(), host: host.address, port: host.port, method, path, headers: h, setHost: false });
-    r.on('response', (m) => m.resume());
-    r.on('error', () => {});
-    r.end(body);
+    let head: string;
+    try {
+      head = buildRequestHead(method, path, h, false);
+    } catch {
+      return;
+    }
+    host.http1().request({ head, body, noResponseBody: method === 'HEAD' }, { head() {}, data: () => true, end() {}, error() {} });
   }
 
   function forward(
@@ -331,7 +343,7 @@ export function createRouter(env: RouterEnv): (req: http.IncomingMessage, res: h
     let retries = 0;
     let staleRetried = false;
     let finished = false;
-    let current: http.ClientRequest | undefined;
+    let abortCurrent: (() => void) | undefined;
     const tried = retry?.previousHosts ? new Set<UpstreamHost>() : undefined;
     let globalTimer: { cancel(): void } | undefined;
     const finish = (): void => {
@@ -342,14 +354,14 @@ export function createRouter(env: RouterEnv): (req: http.IncomingMessage, res: h
       globalTimer = env.clock.setTimeout(() => {
         if (finished) return;
         finish();
-        current?.destroy();
+        abortCurrent?.();
         localReply(x, res, 504, 'UT', 'upstream request timeout');
       }, timeoutMs);
     }
     res.once('close', () => {
       if (!finished) {
         finish();
-        current?.destroy();
+        abortCurrent?.();
       }
     });
 
@@ -372,10 +384,7 @@ export function createRouter(env: RouterEnv): (req: http.IncomingMessage, res: h
       if (attemptCount) headers['x-envoy-attempt-count'] = String(retries + 1);
       once(host, (o) => {
         if (finished) {
-          if (o.kind === 'response') {
-            o.res.resume();
-            o.done();
-          }
+          if (o.kind === 'response') o.done();
           return;
         }
         if (o.kind === 'stale' && !staleRetried && !stream) {
@@ -383,15 +392,12 @@ export function createRouter(env: RouterEnv): (req: http.IncomingMessage, res: h
           staleRetried = true;
           return attempt();
         }
-        const status = o.kind === 'response' ? o.res.statusCode ?? 0 : 0;
+        const status = o.kind === 'response' ? o.status : 0;
         cluster.report(host, o.kind === 'response' ? (status >= 500 ? (status >= 502 && status <= 504 ? 'error-gateway' : 'error-5xx') : 'success') : 'local-failure');
         const wanted = retry !== undefined && !stream && retriable(retry, o, status);
         if (wanted && retries < retry!.numRetries && cluster.retriesActive < s.maxRetries) {
           retries++;
-          if (o.kind === 'response') {
-            o.res.resume();
-            o.done();
-          }
+          if (o.kind === 'response') o.done();
           cluster.retriesActive++;
           const backoff = Math.random() * Math.min(25 * 2 ** (retries - 1), 250);
           env.clock.setTimeout(() => {
@@ -414,11 +420,10 @@ export function createRouter(env: RouterEnv): (req: http.IncomingMessage, res: h
     };
 
     const respond = (o: Extract<Outcome, { kind: 'response' }>): void => {
-      const up = o.res;
       x.peerId = o.peerId;
-      x.status = up.statusCode ?? 502;
+      x.status = o.status;
       const out: http.OutgoingHttpHeaders = {};
-      const raw = up.rawHeaders;
+      const raw = o.rawHeaders;
       for (let i = 0; i < raw.length; i += 2) {
         const k = raw[i]!.toLowerCase();
         if (HOP_BY_HOP.has(k)) continue;
@@ -432,24 +437,35 @@ export function createRouter(env: RouterEnv): (req: http.IncomingMessage, res: h
         res.writeHead(x.status, out);
       } catch {
         // A header node refuses to send (invalid characters from the upstream or a header op).
-        up.resume();
+        o.exchange.abort();
         o.done();
         finish();
         return localReply(x, res, 502, 'UPE', 'upstream sent an invalid response header');
       }
-      up.on('data', (c: Buffer) => (x.bytesOut += c.length));
-      up.pipe(res);
-      up.once('end', () => {
-        finish();
-        o.done();
-      });
-      up.once('error', () => res.destroy());
-      up.once('close', () => {
-        if (!up.complete) {
+      const resume = (): void => o.exchange.resume();
+      o.body({
+        data(chunk, last) {
+          x.bytesOut += chunk.length;
+          if (last) {
+            // Head and whole body in one write (one TLS record, one syscall) for the common small response.
+            res.end(chunk);
+            return true;
+          }
+          const ok = res.write(chunk);
+          if (!ok) res.once('drain', resume);
+          return ok;
+        },
+        end() {
+          finish();
+          if (!res.writableEnded) res.end();
+          o.done();
+        },
+        error() {
           x.flags.push('UPE');
+          finish();
           res.destroy();
-        }
-        o.done();
+          o.done();
+        },
       });
     };
 
@@ -472,43 +488,72 @@ export function createRouter(env: RouterEnv): (req: http.IncomingMessage, res: h
         if (o.kind !== 'response') release();
         cb(o);
       };
-      let sock: UpstreamSocket | undefined;
-      let reused = false;
-      let upReq: http.ClientRequest;
+      let head: string;
       try {
-        upReq = http.request({ agent: host.httpAgent(), host: host.address, port: host.port, method: req.method, path, headers, setHost: false });
+        head = buildRequestHead(req.method ?? 'GET', path, headers, stream && headers['content-length'] === undefined);
       } catch (err) {
         // Invalid header values (from a header op) or path: nothing was sent.
         return settle({ kind: 'connect-failure', reason: (err as Error).message, transport: undefined });
       }
-      current = upReq;
-      if (retry && retry.perTryTimeoutMs > 0) {
+      let sock: UpstreamSocket | undefined;
+      let sink: BodySink | undefined;
+      const exchange = host.http1().request(
+        { head, body, streaming: stream ? { chunked: headers['content-length'] === undefined } : undefined, noResponseBody: req.method === 'HEAD' },
+        {
+          socket(s, _reused, handle) {
+            sock = s;
+            if (stream) pipeBody(req, handle);
+          },
+          head(status, rawHeaders) {
+            if (sock) x.upstreamLocal = formatAddress(sock.localAddress, sock.localPort);
+            settle({ kind: 'response', status, rawHeaders, host, peerId: sock?.[PEER_ID], exchange, body: (k) => (sink = k), done: release });
+          },
+          data: (chunk, last) => (sink ? sink.data(chunk, last) : true),
+          end() {
+            if (sink) sink.end();
+            else release();
+          },
+          error(err, info) {
+            if (settled) {
+              sink?.error();
+              release();
+              return;
+            }
+            if (!info.connected) settle({ kind: 'connect-failure', reason: err.message, transport: sock?.[TRANSPORT_FAILURE] });
+            else if (info.stale) settle({ kind: 'stale' });
+            else settle({ kind: 'reset' });
+          },
+        },
+      );
+      abortCurrent = () => {
+        exchange.abort();
+        if (!settled) settle({ kind: 'reset' });
+        else release();
+      };
+      if (retry && retry.perTryTimeoutMs > 0 && !settled) {
         perTry = env.clock.setTimeout(() => {
-          upReq.destroy();
+          exchange.abort();
           settle({ kind: 'timeout' });
         }, retry.perTryTimeoutMs);
       }
-      upReq.once('socket', (s: UpstreamSocket) => {
-        sock = s;
-        const n = (s[REQUESTS] ?? 0) + 1;
-        s[REQUESTS] = n;
-        reused = n > 1;
-        if (s[CONNECTED]) x.upstreamLocal = formatAddress(s.localAddress, s.localPort);
-        else s.once('connect', () => (x.upstreamLocal = formatAddress(s.localAddress, s.localPort)));
-      });
-      upReq.once('response', (r) => settle({ kind: 'response', res: r, host, peerId: sock?.[PEER_ID], done: release }));
-      upReq.on('error', (err: NodeJS.ErrnoException) => {
-        if (settled) return;
-        if (!sock || !sock[CONNECTED]) settle({ kind: 'connect-failure', reason: err.message, transport: sock?.[TRANSPORT_FAILURE] });
-        else if (reused && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) settle({ kind: 'stale' });
-        else settle({ kind: 'reset' });
-      });
-      if (stream) req.pipe(upReq);
-      else upReq.end(body);
     };
 
     attempt();
   }
+}
+
+/** Streams a request body the router could not buffer, with backpressure from the upstream connection. */
+function pipeBody(req: http.IncomingMessage, up: ExchangeHandle): void {
+  const onData = (c: Buffer): void => {
+    if (!up.write(c)) {
+      req.pause();
+      up.onDrain(() => req.resume());
+    }
+  };
+  req.on('data', onData);
+  req.once('end', () => up.finish());
+  if (req.readableEnded) up.finish();
+  else req.resume();
 }
 
 function retriable(p: RetryPolicy, o: Outcome, status: number): boolean {

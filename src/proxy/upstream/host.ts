@@ -3,31 +3,20 @@
  * credentials, SNI, ALPN and a SPIFFE ID check), a keep-alive HTTP/1.1 pool, and the counters outlier
  * detection and the least-request balancer read.
  */
-import http from 'node:http';
 import net from 'node:net';
 import tls from 'node:tls';
+import { Http1Pool } from './http1.js';
 import type { EndpointSpec, UpstreamTls } from './types.js';
+import { CONNECTED, PEER_ID, TRANSPORT_FAILURE } from './socket.js';
+import type { UpstreamSocket } from './socket.js';
 
 /** Where an upstream connection gets its certificate, key and roots; undefined until credentials exist. */
 export interface SecureContextSource {
   current(): tls.SecureContext | undefined;
 }
 
-/** Set on an upstream socket once TCP (and TLS, if any) is established. */
-export const CONNECTED = Symbol('crossmesh.connected');
-/** Requests carried by an upstream socket so far. */
-export const REQUESTS = Symbol('crossmesh.requests');
-/** Why TLS failed, for upstream_transport_failure_reason. */
-export const TRANSPORT_FAILURE = Symbol('crossmesh.transportFailure');
-/** The peer's verified SPIFFE ID on an mTLS upstream socket. */
-export const PEER_ID = Symbol('crossmesh.peerId');
-
-export interface UpstreamSocket extends net.Socket {
-  [CONNECTED]?: boolean;
-  [REQUESTS]?: number;
-  [TRANSPORT_FAILURE]?: string;
-  [PEER_ID]?: string;
-}
+export { CONNECTED, TRANSPORT_FAILURE, PEER_ID } from './socket.js';
+export type { UpstreamSocket } from './socket.js';
 
 export interface HostLimits {
   connectTimeoutMs: number;
@@ -61,8 +50,7 @@ export class UpstreamHost {
   timesEjected = 0;
   /** Smooth weighted round robin state. */
   currentWeight = 0;
-  private agent: http.Agent | undefined;
-  private retired = false;
+  private pool: Http1Pool | undefined;
 
   constructor(
     readonly spec: EndpointSpec,
@@ -82,7 +70,7 @@ export class UpstreamHost {
 
   setLimits(limits: HostLimits): void {
     this.limits = limits;
-    if (this.agent) this.agent.maxSockets = limits.maxConnections;
+    this.pool?.setLimits(limits);
   }
 
   /** True when EDS says the endpoint may take traffic (ejection is the cluster's business). */
@@ -102,9 +90,10 @@ export class UpstreamHost {
     if (t) {
       const ctx = this.contexts.current();
       const servername = t.sni && net.isIP(t.sni) === 0 ? t.sni : undefined;
+      // Nagle off on the TCP socket itself: set on the TLS socket it may never reach the TCP handle, and every
+      // small request then waits for the peer's delayed ACK.
       const tsock: UpstreamSocket = tls.connect({
-        host: this.spec.address,
-        port: this.spec.port,
+        socket: net.connect({ host: this.spec.address, port: this.spec.port, noDelay: true }),
         ...(ctx ? { secureContext: ctx } : {}),
         ...(servername ? { servername } : {}),
         ALPNProtocols: t.alpn as string[],
@@ -122,8 +111,6 @@ export class UpstreamHost {
       });
       sock = tsock;
       if (!ctx) process.nextTick(() => sock.destroy(Object.assign(new Error('no workload certificate yet'), { code: 'ENOCERT' })));
-      // Nagle must be off on the TCP socket under TLS; setting it before connect does not reach it.
-      sock.once('connect', () => sock.setNoDelay(true));
       sock.once('secureConnect', () => {
         sock[CONNECTED] = true;
         sock.setTimeout(0);
@@ -134,13 +121,12 @@ export class UpstreamHost {
         }
       });
     } else {
-      sock = net.connect({ host: this.spec.address, port: this.spec.port, allowHalfOpen: halfOpen });
+      sock = net.connect({ host: this.spec.address, port: this.spec.port, allowHalfOpen: halfOpen, noDelay: true });
       sock.once('connect', () => {
         sock[CONNECTED] = true;
         sock.setTimeout(0);
       });
     }
-    sock.setNoDelay(true);
     sock.setTimeout(connectTimeoutMs, () => {
       if (!sock[CONNECTED]) sock.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' }));
     });
@@ -150,30 +136,18 @@ export class UpstreamHost {
   }
 
   /** The keep-alive HTTP/1.1 pool for this endpoint, created on first use. */
-  httpAgent(): http.Agent {
-    if (this.agent) return this.agent;
-    const agent = new http.Agent({ keepAlive: true, maxSockets: this.limits.maxConnections, maxFreeSockets: 1024, scheduling: 'lifo', timeout: this.limits.idleTimeoutMs });
-    (agent as unknown as { createConnection: () => net.Socket }).createConnection = () => this.connect();
-    const keep = agent.keepSocketAlive.bind(agent);
-    agent.keepSocketAlive = (socket: UpstreamSocket): boolean => {
-      const max = this.limits.maxRequestsPerConnection;
-      if (this.retired || (max > 0 && (socket[REQUESTS] ?? 0) >= max)) return false;
-      return keep(socket) as unknown as boolean;
-    };
-    this.agent = agent;
-    return agent;
+  http1(): Http1Pool {
+    this.pool ??= new Http1Pool(() => this.connect(), this.limits);
+    return this.pool;
   }
 
   /** No new requests will come here: idle connections close now, busy ones when their request ends. */
   retire(): void {
-    this.retired = true;
-    this.dropIdle();
+    this.pool?.retire();
   }
 
   /** Drops pooled idle connections (new ones pick up rotated credentials); busy ones finish first. */
   dropIdle(): void {
-    const free = (this.agent as unknown as { freeSockets?: Record<string, net.Socket[]> } | undefined)?.freeSockets;
-    if (!free) return;
-    for (const list of Object.values(free)) for (const s of [...list]) s.destroy();
+    this.pool?.dropIdle();
   }
 }

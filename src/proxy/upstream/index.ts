@@ -4,7 +4,9 @@
  */
 export { ClusterRuntime } from './cluster.js';
 export type { HostOutcome, PickOptions } from './cluster.js';
-export { UpstreamHost, CONNECTED, REQUESTS, TRANSPORT_FAILURE, PEER_ID, uriSans, sanMatches } from './host.js';
+export { UpstreamHost, CONNECTED, TRANSPORT_FAILURE, PEER_ID, uriSans, sanMatches } from './host.js';
 export type { SecureContextSource, UpstreamSocket, HostLimits } from './host.js';
 export { hash32 } from './hash.js';
+export { Http1Pool, buildRequestHead } from './http1.js';
+export type { ExchangeHandle, ExchangeEvents, OutgoingRequest } from './http1.js';
 export type * from './types.js';

@@ -1,0 +1,481 @@
+/**
+ * The upstream side of HTTP/1.1: a keep-alive connection pool per endpoint and a small response parser.
+ * Node's http.Agent/ClientRequest cost more per request than the rest of the sidecar together (their
+ * streams, events and header objects), so the sidecar writes request heads itself and parses response
+ * framing (status line, headers, content-length / chunked / close-delimited bodies) with plain buffers.
+ * One request at a time per connection, as Envoy's HTTP/1.1 codec does upstream (no pipelining).
+ */
+import { CONNECTED } from './socket.js';
+import type { UpstreamSocket } from './socket.js';
+
+/** Response heads larger than this are refused (Envoy's default max_request_headers_kb is 60). */
+const MAX_HEAD_BYTES = 60 * 1024;
+const CRLF = Buffer.from('\r\n');
+const LAST_CHUNK = Buffer.from('0\r\n\r\n');
+
+export class ResponseParseError extends Error {
+  readonly code = 'HPE_INVALID_RESPONSE';
+}
+
+/** What the caller of `request` hears back; exactly one of response/error starts, then end or error. */
+export interface ExchangeEvents {
+  /** The connection the request went out on (fresh or reused), once its head is written. */
+  socket?(sock: UpstreamSocket, reused: boolean, handle: ExchangeHandle): void;
+  /** The final (non-1xx) response head. */
+  head(status: number, rawHeaders: string[]): void;
+  /**
+   * A body chunk; `last` when it completes a content-length body (`end` follows at once), so the caller can
+   * finish its own message in one write. Return false to pause the upstream until `resume()`.
+   */
+  data(chunk: Buffer, last: boolean): boolean;
+  end(): void;
+  /** Any failure: before the head (`headSeen` false) or mid-body. `stale` = a reused connection the peer had closed. */
+  error(err: NodeJS.ErrnoException, info: { connected: boolean; headSeen: boolean; stale: boolean }): void;
+}
+
+export interface ExchangeHandle {
+  /** Stops the exchange: the connection is closed (it is mid-message and cannot be reused). */
+  abort(): void;
+  /** Continues a body paused by `data` returning false. */
+  resume(): void;
+  /** Streams a request body chunk (chunked framing unless the head carried content-length). */
+  write(chunk: Buffer): boolean;
+  /** Ends a streamed request body. */
+  finish(): void;
+  /** Called with the connection's `drain` when `write` returned false. */
+  onDrain(cb: () => void): void;
+}
+
+export interface OutgoingRequest {
+  /** The complete request head, ending with the blank line. */
+  head: string;
+  /** The whole body when known in advance (retries and mirrors replay it). */
+  body?: Buffer | undefined;
+  /** The body will come through `write`/`finish`; `chunked` frames it. */
+  streaming?: { chunked: boolean } | undefined;
+  /** HEAD requests: the response carries no body whatever its headers say. */
+  noResponseBody: boolean;
+}
+
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const BAD_VALUE = /[\r\n\0]/;
+// eslint-disable-next-line no-control-regex -- control characters and spaces are exactly what a path must not carry
+const BAD_PATH = /[\u0000-\u0020\u007f-\uffff]/;
+
+/**
+ * The request head for headers the router assembled (lowercase names). Throws on what would corrupt the
+ * message: a bad method, name or path, or CR/LF/NUL in a value (a header op or a client's header).
+ */
+export function buildRequestHead(method: string, path: string, headers: Readonly<Record<string, string | number | readonly string[] | undefined>>, chunked: boolean): string {
+  if (!TOKEN.test(method)) throw new Error(`invalid method ${JSON.stringify(method)}`);
+  if (BAD_PATH.test(path)) throw new Error('request path contains unescaped characters');
+  let head = `${method} ${path} HTTP/1.1\r\n`;
+  for (const name in headers) {
+    const v = headers[name];
+    if (v === undefined) continue;
+    if (!TOKEN.test(name)) throw new Error(`invalid header name ${JSON.stringify(name)}`);
+    if (typeof v === 'object') {
+      for (const one of v) {
+        if (BAD_VALUE.test(one)) throw new Error(`invalid value for header "${name}"`);
+        head += `${name}: ${one}\r\n`;
+      }
+    } else {
+      const one = String(v);
+      if (BAD_VALUE.test(one)) throw new Error(`invalid value for header "${name}"`);
+      head += `${name}: ${one}\r\n`;
+    }
+  }
+  if (chunked) head += 'transfer-encoding: chunked\r\n';
+  return head + '\r\n';
+}
+
+type State = 'head' | 'length' | 'chunk-size' | 'chunk-data' | 'chunk-crlf' | 'trailers' | 'eof' | 'idle';
+
+/** One pooled upstream connection. */
+export class Http1Connection {
+  requests = 0;
+  /** False once the connection must not carry another request. */
+  reusable = true;
+  private state: State = 'idle';
+  private buf: Buffer | undefined;
+  private remaining = 0;
+  private events: ExchangeEvents | undefined;
+  private noBody = false;
+  private headSeen = false;
+  private reused = false;
+  private closed = false;
+  private onIdleClose: (() => void) | undefined;
+
+  constructor(
+    readonly sock: UpstreamSocket,
+    private readonly release: (conn: Http1Connection) => void,
+  ) {
+    sock.on('data', (d: Buffer) => this.onData(d));
+    sock.on('error', (err: NodeJS.ErrnoException) => this.fail(err));
+    // The pool arms the socket timeout only while the connection is idle.
+    sock.on('timeout', () => {
+      if (!this.events && sock[CONNECTED]) sock.destroy();
+    });
+    sock.on('close', () => {
+      this.closed = true;
+      if (this.state === 'eof') return this.complete();
+      if (this.events) this.fail(Object.assign(new Error('upstream connection closed'), { code: 'ECONNRESET' }));
+      this.onIdleClose?.();
+    });
+  }
+
+  /** Closed, or half-closed by the peer (its FIN arrives before our side's close completes). */
+  get isClosed(): boolean {
+    return this.closed || this.sock.destroyed || !this.sock.readable || !this.sock.writable;
+  }
+
+  /** Registers what to do if the peer closes the connection while it sits idle in the pool. */
+  whenIdleClosed(cb: () => void): void {
+    this.onIdleClose = cb;
+  }
+
+  send(req: OutgoingRequest, events: ExchangeEvents, reused: boolean): ExchangeHandle {
+    this.requests++;
+    this.events = events;
+    this.noBody = req.noResponseBody;
+    this.headSeen = false;
+    this.state = 'head';
+    this.reused = reused;
+    const chunked = req.streaming?.chunked ?? false;
+    if (req.body && req.body.length > 0) {
+      this.sock.cork();
+      this.sock.write(req.head, 'latin1');
+      this.sock.write(req.body);
+      this.sock.uncork();
+    } else {
+      this.sock.write(req.head, 'latin1');
+    }
+    const sock = this.sock;
+    const handle: ExchangeHandle = {
+      abort: () => {
+        if (this.events !== events) return;
+        this.events = undefined;
+        this.reusable = false;
+        sock.destroy();
+      },
+      resume: () => sock.resume(),
+      write: (chunk) => {
+        if (chunk.length === 0) return true;
+        if (!chunked) return sock.write(chunk);
+        sock.cork();
+        sock.write(`${chunk.length.toString(16)}\r\n`, 'latin1');
+        sock.write(chunk);
+        const ok = sock.write(CRLF);
+        sock.uncork();
+        return ok;
+      },
+      finish: () => {
+        if (chunked && !sock.destroyed) sock.write(LAST_CHUNK);
+      },
+      onDrain: (cb) => sock.once('drain', cb),
+    };
+    events.socket?.(sock, reused, handle);
+    return handle;
+  }
+
+  private fail(err: NodeJS.ErrnoException): void {
+    const events = this.events;
+    this.events = undefined;
+    this.reusable = false;
+    if (!this.sock.destroyed) this.sock.destroy();
+    if (!events) return;
+    const stale = this.reused && !this.headSeen && (err.code === 'ECONNRESET' || err.code === 'EPIPE');
+    events.error(err, { connected: this.sock[CONNECTED] === true, headSeen: this.headSeen, stale });
+  }
+
+  private complete(): void {
+    const events = this.events;
+    this.events = undefined;
+    this.state = 'idle';
+    if (this.closed) this.reusable = false;
+    events?.end();
+    this.release(this);
+  }
+
+  private onData(d: Buffer): void {
+    if (!this.events) {
+      // Bytes while idle (or after an abort): the peer broke framing; this connection is done.
+      this.reusable = false;
+      this.sock.destroy();
+      return;
+    }
+    const buf = this.buf ? Buffer.concat([this.buf, d]) : d;
+    this.buf = undefined;
+    const events = this.events;
+    let pos = 0;
+    try {
+      while (pos < buf.length && this.events === events) {
+        switch (this.state) {
+          case 'head': {
+            const end = buf.indexOf('\r\n\r\n', pos, 'latin1');
+            if (end < 0) {
+              if (buf.length - pos > MAX_HEAD_BYTES) throw new ResponseParseError('response headers too large');
+              this.buf = buf.subarray(pos);
+              return;
+            }
+            const headEnd = end + 4;
+            this.parseHead(buf.toString('latin1', pos, end), events);
+            pos = headEnd;
+            break;
+          }
+          case 'length': {
+            const n = Math.min(this.remaining, buf.length - pos);
+            const chunk = buf.subarray(pos, pos + n);
+            pos += n;
+            this.remaining -= n;
+            const more = events.data(chunk, this.remaining === 0);
+            if (this.remaining === 0) this.complete();
+            else if (more === false) this.sock.pause();
+            break;
+          }
+          case 'eof': {
+            const chunk = pos === 0 ? buf : buf.subarray(pos);
+            pos = buf.length;
+            if (events.data(chunk, false) === false) this.sock.pause();
+            break;
+          }
+          case 'chunk-size': {
+            const eol = buf.indexOf(CRLF, pos);
+            if (eol < 0) {
+              if (buf.length - pos > 1024) throw new ResponseParseError('chunk size line too long');
+              this.buf = buf.subarray(pos);
+              return;
+            }
+            const line = buf.toString('latin1', pos, eol);
+            const semi = line.indexOf(';');
+            const hex = (semi < 0 ? line : line.slice(0, semi)).trim();
+            if (!/^[0-9a-fA-F]{1,8}$/.test(hex)) throw new ResponseParseError(`invalid chunk size ${JSON.stringify(hex)}`);
+            this.remaining = parseInt(hex, 16);
+            pos = eol + 2;
+            this.state = this.remaining === 0 ? 'trailers' : 'chunk-data';
+            break;
+          }
+          case 'chunk-data': {
+            const n = Math.min(this.remaining, buf.length - pos);
+            const chunk = buf.subarray(pos, pos + n);
+            pos += n;
+            this.remaining -= n;
+            if (this.remaining === 0) this.state = 'chunk-crlf';
+            if (events.data(chunk, false) === false) this.sock.pause();
+            break;
+          }
+          case 'chunk-crlf': {
+            if (buf.length - pos < 2) {
+              this.buf = buf.subarray(pos);
+              return;
+            }
+            if (buf[pos] !== 13 || buf[pos + 1] !== 10) throw new ResponseParseError('missing CRLF after chunk data');
+            pos += 2;
+            this.state = 'chunk-size';
+            break;
+          }
+          case 'trailers': {
+            // Trailers are dropped (the sidecar does not forward them); the message ends at the blank line.
+            const eol = buf.indexOf(CRLF, pos);
+            if (eol < 0) {
+              if (buf.length - pos > MAX_HEAD_BYTES) throw new ResponseParseError('trailers too large');
+              this.buf = buf.subarray(pos);
+              return;
+            }
+            const empty = eol === pos;
+            pos = eol + 2;
+            if (empty) this.complete();
+            break;
+          }
+          case 'idle':
+            throw new ResponseParseError('data after the response ended');
+        }
+      }
+      if (pos < buf.length && this.events !== events) {
+        // Bytes beyond the response (an unsolicited extra response): never trust this connection again.
+        this.reusable = false;
+        this.sock.destroy();
+      }
+    } catch (err) {
+      this.fail(err as NodeJS.ErrnoException);
+    }
+  }
+
+  private parseHead(head: string, events: ExchangeEvents): void {
+    const lines = head.split('\r\n');
+    const m = /^HTTP\/1\.([01]) (\d{3})(?: .*)?$/.exec(lines[0]!);
+    if (!m) throw new ResponseParseError(`invalid status line ${JSON.stringify(lines[0]!.slice(0, 80))}`);
+    const status = Number(m[2]);
+    const http10 = m[1] === '0';
+    const raw: string[] = [];
+    let length = -1;
+    let chunked = false;
+    let close = http10;
+    for (let i = 1; i < lines.length; i++) {
+      const line = lines[i]!;
+      const c = line.indexOf(':');
+      if (c <= 0) throw new ResponseParseError(`invalid header line ${JSON.stringify(line.slice(0, 80))}`);
+      const name = line.slice(0, c);
+      const value = line.slice(c + 1).trim();
+      raw.push(name, value);
+      switch (name.length) {
+        case 10:
+          if (name.toLowerCase() === 'connection') {
+            const v = value.toLowerCase();
+            if (v.includes('close')) close = true;
+            else if (v.includes('keep-alive')) close = false;
+          }
+          break;
+        case 14:
+          if (name.toLowerCase() === 'content-length') {
+            if (!/^\d+$/.test(value)) throw new ResponseParseError(`invalid content-length ${JSON.stringify(value)}`);
+            const n = Number(value);
+            if (length >= 0 && n !== length) throw new ResponseParseError('conflicting content-length headers');
+            length = n;
+          }
+          break;
+        case 17:
+          if (name.toLowerCase() === 'transfer-encoding' && value.toLowerCase().endsWith('chunked')) chunked = true;
+          break;
+      }
+    }
+    if (status < 200) {
+      // 1xx (100 Continue, 103 Early Hints): informational, the real response follows.
+      this.state = 'head';
+      return;
+    }
+    if (close) this.reusable = false;
+    this.headSeen = true;
+    events.head(status, raw);
+    if (this.events !== events) return;
+    if (this.noBody || status === 204 || status === 304) return this.complete();
+    if (chunked) this.state = 'chunk-size';
+    else if (length >= 0) {
+      if (length === 0) return this.complete();
+      this.remaining = length;
+      this.state = 'length';
+    } else {
+      this.reusable = false;
+      this.state = 'eof';
+      if (this.closed) this.complete();
+    }
+  }
+}
+
+export interface PoolLimits {
+  maxConnections: number;
+  maxRequestsPerConnection: number;
+  idleTimeoutMs: number;
+}
+
+/** Keep-alive connections to one endpoint, most recently used first; requests beyond the limit wait. */
+export class Http1Pool {
+  private readonly idle: Http1Connection[] = [];
+  private readonly waiting: Array<(conn: Http1Connection | Error) => void> = [];
+  private open = 0;
+  private retired = false;
+
+  constructor(
+    private readonly connect: () => UpstreamSocket,
+    private limits: PoolLimits,
+  ) {}
+
+  setLimits(limits: PoolLimits): void {
+    this.limits = limits;
+  }
+
+  get idleCount(): number {
+    return this.idle.length;
+  }
+
+  /** Sends one request on a pooled or new connection (or after one frees up). */
+  request(req: OutgoingRequest, events: ExchangeEvents): ExchangeHandle {
+    let handle: ExchangeHandle | undefined;
+    let aborted = false;
+    const pending: ExchangeHandle = {
+      abort: () => {
+        aborted = true;
+        handle?.abort();
+      },
+      resume: () => handle?.resume(),
+      write: (chunk) => handle?.write(chunk) ?? false,
+      finish: () => handle?.finish(),
+      onDrain: (cb) => (handle ? handle.onDrain(cb) : queueMicrotask(cb)),
+    };
+    const start = (conn: Http1Connection | Error): void => {
+      if (conn instanceof Error) return events.error(conn, { connected: false, headSeen: false, stale: false });
+      if (aborted) return this.put(conn);
+      handle = conn.send(req, events, conn.requests > 0);
+    };
+    const conn = this.take();
+    if (conn) start(conn);
+    else if (this.open < this.limits.maxConnections) start(this.fresh());
+    else this.waiting.push(start);
+    return handle ?? pending;
+  }
+
+  /** No new requests: idle connections close now, busy ones when their response ends. */
+  retire(): void {
+    this.retired = true;
+    this.dropIdle();
+    for (const w of this.waiting.splice(0)) w(Object.assign(new Error('endpoint removed'), { code: 'ECONNREFUSED' }));
+  }
+
+  /** Closes idle connections (new ones pick up rotated credentials); busy ones finish first. */
+  dropIdle(): void {
+    for (const c of this.idle.splice(0)) c.sock.destroy();
+  }
+
+  private take(): Http1Connection | undefined {
+    while (this.idle.length) {
+      const c = this.idle.pop()!;
+      if (!c.isClosed) {
+        c.sock.setTimeout(0);
+        c.whenIdleClosed(() => {});
+        return c;
+      }
+    }
+    return undefined;
+  }
+
+  private fresh(): Http1Connection {
+    this.open++;
+    const sock = this.connect();
+    let counted = true;
+    const conn = new Http1Connection(sock, (c) => this.put(c));
+    sock.once('close', () => {
+      if (counted) {
+        counted = false;
+        this.open--;
+        const i = this.idle.indexOf(conn);
+        if (i >= 0) this.idle.splice(i, 1);
+        this.next();
+      }
+    });
+    return conn;
+  }
+
+  private put(conn: Http1Connection): void {
+    const max = this.limits.maxRequestsPerConnection;
+    if (this.retired || !conn.reusable || conn.isClosed || (max > 0 && conn.requests >= max)) {
+      conn.sock.destroy();
+      return;
+    }
+    const w = this.waiting.shift();
+    if (w) return w(conn);
+    conn.sock.resume();
+    conn.sock.setTimeout(this.limits.idleTimeoutMs);
+    conn.whenIdleClosed(() => {
+      const i = this.idle.indexOf(conn);
+      if (i >= 0) this.idle.splice(i, 1);
+    });
+    this.idle.push(conn);
+  }
+
+  private next(): void {
+    if (this.waiting.length && this.open < this.limits.maxConnections && !this.retired) {
+      const w = this.waiting.shift()!;
+      w(this.fresh());
+    }
+  }
+}
