@@ -13,6 +13,7 @@ import { PEER_ID, TRANSPORT_FAILURE, buildRequestHead, hash32 } from '../upstrea
 import type { ClusterRuntime, ExchangeHandle, UpstreamHost, UpstreamSocket } from '../upstream/index.js';
 import type { CompiledRoute, HeaderOps, RetryPolicy, RouteTable } from './compile-routes.js';
 import { selectVirtualHost } from './compile-routes.js';
+import type { DownstreamRequest, DownstreamResponse } from './http1-server.js';
 import type { HttpChainFilter } from './compile-listeners.js';
 
 /** What the router knows about the downstream connection a request came on. */
@@ -77,8 +78,8 @@ interface Exchange {
   status: number;
 }
 
-export function createRouter(env: RouterEnv): (req: http.IncomingMessage, res: http.ServerResponse, down: DownstreamInfo) => void {
-  function logExchange(x: Exchange, req: http.IncomingMessage, down: DownstreamInfo): void {
+export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: DownstreamResponse, down: DownstreamInfo) => void {
+  function logExchange(x: Exchange, req: DownstreamRequest, down: DownstreamInfo): void {
     const duration = env.clock.now() - x.start;
     const flags = x.flags.length ? [...new Set(x.flags)].join(',') : '-';
     if (env.log) {
@@ -148,7 +149,7 @@ export function createRouter(env: RouterEnv): (req: http.IncomingMessage, res: h
     };
   }
 
-  function localReply(x: Exchange, res: http.ServerResponse, status: number, flag: string | undefined, body: string, extra?: Record<string, string>): void {
+  function localReply(x: Exchange, res: DownstreamResponse, status: number, flag: string | undefined, body: string, extra?: Record<string, string>): void {
     if (flag) x.flags.push(flag);
     x.status = status;
     if (res.headersSent) {
@@ -283,6 +284,7 @@ export function createRouter(env: RouterEnv): (req: http.IncomingMessage, res: h
           x.bytesIn = body.length;
           run(body, false);
         });
+        req.resume();
       } else {
         // Paused until an upstream connection takes the body (pipeBody resumes it).
         req.pause();
@@ -324,8 +326,8 @@ export function createRouter(env: RouterEnv): (req: http.IncomingMessage, res: h
 
   function forward(
     x: Exchange,
-    req: http.IncomingMessage,
-    res: http.ServerResponse,
+    req: DownstreamRequest,
+    res: DownstreamResponse,
     down: DownstreamInfo,
     cluster: ClusterRuntime,
     route: CompiledRoute,
@@ -365,16 +367,17 @@ export function createRouter(env: RouterEnv): (req: http.IncomingMessage, res: h
       }
     });
 
-    const attempt = (): void => {
+    const attempt = (sameHost?: UpstreamHost): void => {
       if (finished) return;
       if (cluster.active >= s.maxRequests || cluster.active >= s.maxConnections + s.maxPendingRequests) {
         finish();
         return localReply(x, res, 503, 'UO', 'upstream connect error or disconnect/reset before headers. reset reason: overflow');
       }
       const host =
-        s.type === 'ORIGINAL_DST'
+        sameHost ??
+        (s.type === 'ORIGINAL_DST'
           ? down.originalDst && cluster.originalDestination(down.originalDst.address, down.originalDst.port)
-          : cluster.pick({ hash, exclude: tried, attempts: retry?.hostSelectionAttempts ?? 1 });
+          : cluster.pick({ hash, exclude: tried, attempts: retry?.hostSelectionAttempts ?? 1 }));
       if (!host) {
         finish();
         return localReply(x, res, 503, 'UH', 'no healthy upstream');
@@ -388,9 +391,10 @@ export function createRouter(env: RouterEnv): (req: http.IncomingMessage, res: h
           return;
         }
         if (o.kind === 'stale' && !staleRetried && !stream) {
-          // A pooled connection the upstream had already closed: not the endpoint's fault, try a fresh one.
+          // A pooled connection the upstream had already closed: not the endpoint's fault, so the same
+          // endpoint again (another pooled or a fresh connection), not a re-pick that would skew balance.
           staleRetried = true;
-          return attempt();
+          return attempt(host);
         }
         const status = o.kind === 'response' ? o.status : 0;
         cluster.report(host, o.kind === 'response' ? (status >= 500 ? (status >= 502 && status <= 504 ? 'error-gateway' : 'error-5xx') : 'success') : 'local-failure');
@@ -448,11 +452,13 @@ export function createRouter(env: RouterEnv): (req: http.IncomingMessage, res: h
           x.bytesOut += chunk.length;
           if (last) {
             // Head and whole body in one write (one TLS record, one syscall) for the common small response.
+            // Finished first: the response's 'close' must not read as the client going away.
+            finish();
             res.end(chunk);
             return true;
           }
           const ok = res.write(chunk);
-          if (!ok) res.once('drain', resume);
+          if (!ok) res.onDrain(resume);
           return ok;
         },
         end() {
@@ -543,7 +549,7 @@ export function createRouter(env: RouterEnv): (req: http.IncomingMessage, res: h
 }
 
 /** Streams a request body the router could not buffer, with backpressure from the upstream connection. */
-function pipeBody(req: http.IncomingMessage, up: ExchangeHandle): void {
+function pipeBody(req: DownstreamRequest, up: ExchangeHandle): void {
   const onData = (c: Buffer): void => {
     if (!up.write(c)) {
       req.pause();
@@ -582,7 +588,7 @@ function applyOps(h: http.OutgoingHttpHeaders, ops: HeaderOps): void {
   }
 }
 
-function headerValue(req: http.IncomingMessage, name: string, path: string, authority: string): string | undefined {
+function headerValue(req: RequestHead, name: string, path: string, authority: string): string | undefined {
   if (name.charCodeAt(0) === 58 /* : */) {
     if (name === ':method') return req.method;
     if (name === ':authority') return authority;
@@ -593,8 +599,11 @@ function headerValue(req: http.IncomingMessage, name: string, path: string, auth
   return Array.isArray(v) ? v.join(',') : v;
 }
 
+/** What route matching reads of a request. */
+type RequestHead = Pick<DownstreamRequest, 'method' | 'headers'>;
+
 /** First route that matches, in order, as Envoy evaluates them. */
-export function matchRoute(routes: readonly CompiledRoute[], req: http.IncomingMessage, path: string, query: string, authority: string): CompiledRoute | undefined {
+export function matchRoute(routes: readonly CompiledRoute[], req: RequestHead, path: string, query: string, authority: string): CompiledRoute | undefined {
   let params: URLSearchParams | undefined;
   outer: for (const r of routes) {
     const p = r.caseSensitive ? path : path.toLowerCase();
@@ -619,7 +628,7 @@ export function matchRoute(routes: readonly CompiledRoute[], req: http.IncomingM
   return undefined;
 }
 
-function hashKey(hp: CompiledRoute['action'] extends infer A ? (A extends { hash: Array<infer H> } ? H : never) : never, req: http.IncomingMessage, down: DownstreamInfo, pathAndQuery: string, q: number): string | undefined {
+function hashKey(hp: CompiledRoute['action'] extends infer A ? (A extends { hash: Array<infer H> } ? H : never) : never, req: DownstreamRequest, down: DownstreamInfo, pathAndQuery: string, q: number): string | undefined {
   switch (hp.kind) {
     case 'header': {
       const v = req.headers[hp.name];

@@ -4,7 +4,6 @@
  * mTLS where the chain says so, and hands the connection to the HTTP router or the TCP proxy. Config and
  * credentials are read per connection/request, so updates never touch live connections.
  */
-import http from 'node:http';
 import net from 'node:net';
 import tls from 'node:tls';
 import { systemClock } from '../../shared/clock.js';
@@ -18,12 +17,11 @@ import type { CompiledConfig } from './config.js';
 import { selectChain } from './compile-listeners.js';
 import type { CompiledChain, CompiledListener } from './compile-listeners.js';
 import { createRouter } from './http-router.js';
+import { Http1ServerConnection } from './http1-server.js';
 import type { DownstreamInfo, RouterEnv } from './http-router.js';
 import { proxyTcp } from './tcp-proxy.js';
 import type { ClusterStatus, SidecarHandle, SidecarOptions } from './types.js';
 
-const DOWN = Symbol('crossmesh.downstream');
-type TaggedSocket = net.Socket & { [DOWN]?: DownstreamInfo };
 const INSPECT_TIMEOUT_MS = 5_000;
 const HANDSHAKE_TIMEOUT_MS = 10_000;
 const HTTP_METHOD = /^[A-Z]{3,10} [^ ]+ HTTP\/1\.[01]\r?$/;
@@ -70,29 +68,26 @@ export function createSidecar(options: SidecarOptions): SidecarHandle {
     spiffeId: () => options.credentials()?.spiffeId,
   };
   const route = createRouter(env);
-  const httpServer = http.createServer({ keepAliveTimeout: 60_000, requestTimeout: 0, headersTimeout: 60_000 }, (req, res) => {
-    const info = (req.socket as TaggedSocket)[DOWN];
-    if (!info) {
-      res.destroy();
-      return;
-    }
-    try {
-      route(req, res, info);
-    } catch (err) {
-      // A bug must cost one request, never the process.
-      logger.error('request handling failed', { error: (err as Error).message });
-      if (!res.headersSent) res.writeHead(500, { 'content-length': 0 }).end();
-      else res.destroy();
-    }
-  });
-  httpServer.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => {
-    const info = (socket as TaggedSocket)[DOWN];
-    if (socket.writable && err.code !== 'ECONNRESET') {
-      socket.end('HTTP/1.1 400 Bad Request\r\ncontent-length: 11\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\nBad Request');
-      options.accessLog?.(refusal(info, 400, 'DPE'));
-    }
-    socket.destroy();
-  });
+  /** Serves HTTP/1.1 on a connection whose filter chain ends in the HTTP connection manager. */
+  function serveHttp(socket: net.Socket, info: DownstreamInfo): void {
+    new Http1ServerConnection(socket, {
+      idleTimeoutMs: 60_000,
+      request(req, res) {
+        try {
+          route(req, res, info);
+        } catch (err) {
+          // A bug must cost one request, never the process.
+          logger.error('request handling failed', { error: (err as Error).message });
+          if (!res.headersSent) res.writeHead(500, { 'content-length': 0 }).end();
+          else res.destroy();
+        }
+      },
+      parseError(err) {
+        logger.debug('malformed request', { remote: info.remoteAddress, error: err.message });
+        options.accessLog?.(refusal(info, err.status, 'DPE'));
+      },
+    });
+  }
 
   function refusal(info: DownstreamInfo | undefined, code: number, flag: string, reason?: string): Parameters<NonNullable<SidecarOptions['accessLog']>>[0] {
     return {
@@ -195,8 +190,7 @@ export function createSidecar(options: SidecarOptions): SidecarHandle {
   function hand(socket: net.Socket, chain: CompiledChain, info: DownstreamInfo, initial: Buffer): void {
     if (chain.filter.kind === 'http') {
       if (initial.length) socket.unshift(initial);
-      (socket as TaggedSocket)[DOWN] = info;
-      httpServer.emit('connection', socket);
+      serveHttp(socket, info);
       socket.resume();
     } else {
       proxyTcp(env, socket, chain.filter, info, initial).catch((err: Error) => {
@@ -358,7 +352,6 @@ export function createSidecar(options: SidecarOptions): SidecarHandle {
       await Promise.all(closing);
       for (const c of clusters.values()) c.close();
       clusters.clear();
-      httpServer.close();
     },
   };
 }

@@ -62,17 +62,16 @@ const BAD_VALUE = /[\r\n\0]/;
 // eslint-disable-next-line no-control-regex -- control characters and spaces are exactly what a path must not carry
 const BAD_PATH = /[\u0000-\u0020\u007f-\uffff]/;
 
+export type OutgoingHeaders = Readonly<Record<string, string | number | readonly string[] | undefined>>;
+
 /**
- * The request head for headers the router assembled (lowercase names). Throws on what would corrupt the
- * message: a bad method, name or path, or CR/LF/NUL in a value (a header op or a client's header).
+ * Appends `name: value` lines for lowercase-named headers, skipping `skip`. Throws on what would corrupt the
+ * message: a bad name, or CR/LF/NUL in a value (a header op or a peer's header).
  */
-export function buildRequestHead(method: string, path: string, headers: Readonly<Record<string, string | number | readonly string[] | undefined>>, chunked: boolean): string {
-  if (!TOKEN.test(method)) throw new Error(`invalid method ${JSON.stringify(method)}`);
-  if (BAD_PATH.test(path)) throw new Error('request path contains unescaped characters');
-  let head = `${method} ${path} HTTP/1.1\r\n`;
+export function appendHeaderLines(head: string, headers: OutgoingHeaders, skip?: ReadonlySet<string>): string {
   for (const name in headers) {
     const v = headers[name];
-    if (v === undefined) continue;
+    if (v === undefined || skip?.has(name)) continue;
     if (!TOKEN.test(name)) throw new Error(`invalid header name ${JSON.stringify(name)}`);
     if (typeof v === 'object') {
       for (const one of v) {
@@ -80,13 +79,33 @@ export function buildRequestHead(method: string, path: string, headers: Readonly
         head += `${name}: ${one}\r\n`;
       }
     } else {
-      const one = String(v);
+      const one = typeof v === 'number' ? String(v) : v;
       if (BAD_VALUE.test(one)) throw new Error(`invalid value for header "${name}"`);
       head += `${name}: ${one}\r\n`;
     }
   }
+  return head;
+}
+
+/** The request head for headers the router assembled; throws on a bad method or path as well. */
+export function buildRequestHead(method: string, path: string, headers: OutgoingHeaders, chunked: boolean): string {
+  if (!TOKEN.test(method)) throw new Error(`invalid method ${JSON.stringify(method)}`);
+  if (BAD_PATH.test(path)) throw new Error('request path contains unescaped characters');
+  let head = appendHeaderLines(`${method} ${path} HTTP/1.1\r\n`, headers);
   if (chunked) head += 'transfer-encoding: chunked\r\n';
   return head + '\r\n';
+}
+
+/**
+ * Head and body as one buffer: one write, and under TLS one record instead of two (a writev of a string
+ * and a buffer is encrypted piece by piece).
+ */
+export function joinHead(head: string, body: Buffer): Buffer {
+  const n = Buffer.byteLength(head, 'latin1');
+  const out = Buffer.allocUnsafe(n + body.length);
+  out.write(head, 0, 'latin1');
+  body.copy(out, n);
+  return out;
 }
 
 type State = 'head' | 'length' | 'chunk-size' | 'chunk-data' | 'chunk-crlf' | 'trailers' | 'eof' | 'idle';
@@ -143,10 +162,7 @@ export class Http1Connection {
     this.reused = reused;
     const chunked = req.streaming?.chunked ?? false;
     if (req.body && req.body.length > 0) {
-      this.sock.cork();
-      this.sock.write(req.head, 'latin1');
-      this.sock.write(req.body);
-      this.sock.uncork();
+      this.sock.write(joinHead(req.head, req.body));
     } else {
       this.sock.write(req.head, 'latin1');
     }

@@ -1,0 +1,162 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { Http1ServerConnection } from './http1-server.js';
+import type { DownstreamRequest, DownstreamResponse, RequestParseError } from './http1-server.js';
+
+type Handler = (req: DownstreamRequest, res: DownstreamResponse) => void;
+
+/** A listener serving each connection with Http1ServerConnection, as the sidecar does (half-open allowed). */
+async function serve(handler: Handler, idleTimeoutMs = 60_000): Promise<{ port: number; errors: RequestParseError[]; closed: () => number; close: () => Promise<void> }> {
+  const errors: RequestParseError[] = [];
+  let closed = 0;
+  const socks = new Set<net.Socket>();
+  const server = net.createServer({ allowHalfOpen: true }, (s) => {
+    socks.add(s);
+    s.on('close', () => closed++);
+    s.on('error', () => {});
+    new Http1ServerConnection(s, { idleTimeoutMs, request: handler, parseError: (e) => errors.push(e) });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as AddressInfo).port,
+    errors,
+    closed: () => closed,
+    close: () => {
+      for (const s of socks) s.destroy();
+      return new Promise((r) => server.close(() => r()));
+    },
+  };
+}
+
+/** Sends raw bytes (in parts, if given several) and collects everything until the server closes or `untilMs`. */
+function exchange(port: number, parts: string[], untilMs = 300): Promise<{ text: string; closedByServer: boolean }> {
+  return new Promise((resolve) => {
+    const c = net.connect(port, '127.0.0.1');
+    let text = '';
+    let closedByServer = false;
+    c.on('data', (d) => (text += d.toString('latin1')));
+    c.on('end', () => {
+      closedByServer = true;
+      c.destroy();
+    });
+    c.on('close', () => resolve({ text, closedByServer }));
+    c.on('error', () => {});
+    parts.forEach((p, i) => setTimeout(() => c.write(p), i * 20));
+    setTimeout(() => c.destroy(), untilMs);
+  });
+}
+
+const echo: Handler = (req, res) => {
+  const chunks: Buffer[] = [];
+  req.on('data', (c: Buffer) => chunks.push(c));
+  req.once('end', () => {
+    const body = Buffer.concat(chunks).toString();
+    res.writeHead(200, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(`${req.method} ${req.url} ${body}`) });
+    res.end(`${req.method} ${req.url} ${body}`);
+  });
+  req.resume();
+};
+
+test('keep-alive and pipelining: responses come back in order on one connection', async () => {
+  const srv = await serve(echo);
+  const { text, closedByServer } = await exchange(srv.port, ['GET /a HTTP/1.1\r\nhost: h\r\n\r\nPOST /b HTTP/1.1\r\nhost: h\r\ncontent-length: 3\r\n\r\nxyzGET /c HTTP/1.1\r\nhost: h\r\n\r\n']);
+  assert.equal(closedByServer, false);
+  const bodies = text.split('HTTP/1.1 200 OK').slice(1).map((r) => r.split('\r\n\r\n')[1]);
+  assert.deepEqual(bodies, ['GET /a ', 'POST /b xyz', 'GET /c ']);
+  assert.match(text, /date: /);
+  await srv.close();
+});
+
+test('chunked request bodies, split across packets, reach the handler whole; chunked responses are framed', async () => {
+  const srv = await serve((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.once('end', () => {
+      res.writeHead(200, {});
+      res.write(Buffer.from('got:'));
+      res.end(Buffer.concat(chunks));
+    });
+    req.resume();
+  });
+  const { text } = await exchange(srv.port, ['POST / HTTP/1.1\r\nhost: h\r\ntransfer-encoding: chunked\r\n\r\n4\r\nwi', 'ki\r\n5;x=y\r\npedia\r\n0\r\ntrailer: 1\r\n\r\n']);
+  assert.match(text, /transfer-encoding: chunked\r\n/);
+  assert.ok(text.endsWith('\r\n\r\n4\r\ngot:\r\n9\r\nwikipedia\r\n0\r\n\r\n'), JSON.stringify(text));
+  await srv.close();
+});
+
+test('malformed requests get 400 (431 for huge heads, 501 for CONNECT) and the connection closes', async () => {
+  const srv = await serve(echo);
+  const cases: Array<[string, RegExp]> = [
+    ['NOT HTTP AT ALL\r\n\r\n', /^HTTP\/1\.1 400 /],
+    ['GET / HTTP/1.1\r\nbad header\r\n\r\n', /^HTTP\/1\.1 400 /],
+    ['POST / HTTP/1.1\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n', /^HTTP\/1\.1 400 /],
+    ['POST / HTTP/1.1\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\n', /^HTTP\/1\.1 400 /],
+    ['POST / HTTP/1.1\r\ncontent-length: abc\r\n\r\n', /^HTTP\/1\.1 400 /],
+    ['POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n', /^HTTP\/1\.1 400 /],
+    [`GET / HTTP/1.1\r\nx-big: ${'a'.repeat(70 * 1024)}\r\n\r\n`, /^HTTP\/1\.1 431 /],
+    ['CONNECT example.com:443 HTTP/1.1\r\nhost: example.com:443\r\n\r\n', /^HTTP\/1\.1 501 /],
+  ];
+  for (const [raw, want] of cases) {
+    const { text, closedByServer } = await exchange(srv.port, [raw]);
+    assert.match(text, want, raw.slice(0, 40));
+    assert.ok(closedByServer, `closed after ${raw.slice(0, 40)}`);
+  }
+  assert.equal(srv.errors.length, cases.length);
+  assert.match(srv.errors.find((e) => e.status === 400)!.message, /invalid request line/);
+  await srv.close();
+});
+
+test('HTTP/1.0: close unless keep-alive was asked for; a body without length ends with the connection', async () => {
+  const srv = await serve((_req, res) => {
+    res.writeHead(200, {});
+    res.end(Buffer.from('streamed'));
+  });
+  const plain = await exchange(srv.port, ['GET / HTTP/1.0\r\n\r\n']);
+  assert.match(plain.text, /connection: close/);
+  assert.ok(plain.closedByServer);
+  const kept = await exchange(srv.port, ['GET / HTTP/1.0\r\nconnection: keep-alive\r\n\r\n']);
+  assert.ok(kept.closedByServer, 'no length and no chunked encoding in HTTP/1.0: the close ends the body');
+  await srv.close();
+});
+
+test('an unread small body is skipped to keep the connection; a client FIN closes it (no CLOSE-WAIT leak)', async () => {
+  const srv = await serve((req, res) => {
+    res.writeHead(404, { 'content-length': 0 });
+    res.end();
+    void req;
+  });
+  const { text } = await exchange(srv.port, ['POST /x HTTP/1.1\r\nhost: h\r\ncontent-length: 5\r\n\r\nhello', 'GET /y HTTP/1.1\r\nhost: h\r\n\r\n']);
+  assert.equal(text.split('HTTP/1.1 404').length - 1, 2);
+  const before = srv.closed();
+  await new Promise<void>((resolve) => {
+    const c = net.connect(srv.port, '127.0.0.1', () => c.end());
+    c.on('close', () => resolve());
+    c.resume();
+  });
+  for (let i = 0; i < 50 && srv.closed() === before; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(srv.closed(), before + 1, 'the server side closed after the client half-closed');
+  await srv.close();
+});
+
+test('Expect: 100-continue gets an interim response; idle connections time out', async () => {
+  const srv = await serve(echo, 150);
+  const { text, closedByServer } = await exchange(srv.port, ['POST /e HTTP/1.1\r\nhost: h\r\nexpect: 100-continue\r\ncontent-length: 2\r\n\r\n', 'ok'], 1000);
+  assert.match(text, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 OK/);
+  assert.match(text, /POST \/e ok$/);
+  assert.ok(closedByServer, 'closed by the idle timeout');
+  await srv.close();
+});
+
+test('invalid response headers from a header op are refused before anything is sent', async () => {
+  const srv = await serve((_req, res) => {
+    assert.throws(() => res.writeHead(200, { 'x-bad': 'a\r\nset-cookie: injected' }), /invalid value for header "x-bad"/);
+    res.writeHead(502, { 'content-length': 0 });
+    res.end();
+  });
+  const { text } = await exchange(srv.port, ['GET / HTTP/1.1\r\nhost: h\r\n\r\n']);
+  assert.match(text, /^HTTP\/1\.1 502 /);
+  assert.doesNotMatch(text, /injected/);
+  await srv.close();
+});

@@ -1,0 +1,453 @@
+/**
+ * The downstream side of HTTP/1.1: parses requests off a (possibly TLS) connection and writes responses,
+ * one exchange at a time (pipelined requests wait their turn). Node's http.Server spends more per request
+ * on its stream objects than the sidecar's routing does, so the router gets two small objects instead:
+ * a request (head plus a pausable body) and a response writer that frames the body itself
+ * (content-length, chunked, or close-delimited for HTTP/1.0) and sends small responses in one write.
+ */
+import { EventEmitter } from 'node:events';
+import type net from 'node:net';
+import { appendHeaderLines, joinHead } from '../upstream/index.js';
+import type { OutgoingHeaders } from '../upstream/index.js';
+
+/** Envoy's default max_request_headers_kb. */
+const MAX_HEAD_BYTES = 60 * 1024;
+/** Unconsumed body bytes a finished exchange may skip to keep the connection; larger ones close it. */
+const MAX_DISCARD = 64 * 1024;
+const CRLF = Buffer.from('\r\n');
+const LAST_CHUNK = Buffer.from('0\r\n\r\n');
+const REQUEST_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) (\S+) HTTP\/1\.([01])$/;
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const STATUS_TEXT: Record<number, string> = {
+  100: 'Continue', 200: 'OK', 201: 'Created', 202: 'Accepted', 204: 'No Content', 206: 'Partial Content', 301: 'Moved Permanently',
+  302: 'Found', 303: 'See Other', 304: 'Not Modified', 307: 'Temporary Redirect', 308: 'Permanent Redirect', 400: 'Bad Request',
+  401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed', 408: 'Request Timeout', 409: 'Conflict',
+  413: 'Payload Too Large', 418: "I'm a Teapot", 429: 'Too Many Requests', 431: 'Request Header Fields Too Large',
+  500: 'Internal Server Error', 501: 'Not Implemented', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout',
+};
+
+export class RequestParseError extends Error {
+  constructor(
+    message: string,
+    readonly status = 400,
+  ) {
+    super(message);
+  }
+}
+
+/** A request as the router sees it; the body arrives as 'data' events (after `resume()` if paused), then 'end'. */
+export class DownstreamRequest extends EventEmitter {
+  /** True once 'end' has been emitted, as on Node's IncomingMessage. */
+  readableEnded = false;
+  private bodyComplete = false;
+  private paused = false;
+  private queued: Buffer[] = [];
+
+  constructor(
+    readonly method: string,
+    readonly url: string,
+    readonly httpVersion: '1.0' | '1.1',
+    /** Lowercase names; repeated headers joined with ', ' (cookies with '; '). */
+    readonly headers: Readonly<Record<string, string>>,
+    /** Name, value, name, value… as received. */
+    readonly rawHeaders: readonly string[],
+    private readonly flow: { pause(): void; resume(): void },
+  ) {
+    super();
+  }
+
+  pause(): this {
+    this.paused = true;
+    return this;
+  }
+
+  /** Delivers what was held back (while paused or before anyone listened) and lets the socket flow again. */
+  resume(): this {
+    this.paused = false;
+    while (this.queued.length && !this.paused) this.emit('data', this.queued.shift()!);
+    if (this.paused) return this;
+    if (this.bodyComplete) this.emitEnd();
+    else this.flow.resume();
+    return this;
+  }
+
+  /** @internal */
+  push(chunk: Buffer): void {
+    if (this.paused || this.queued.length || this.listenerCount('data') === 0) {
+      this.queued.push(chunk);
+      this.flow.pause();
+    } else this.emit('data', chunk);
+  }
+
+  /** @internal */
+  finishBody(): void {
+    this.bodyComplete = true;
+    // Nobody listening yet (a request without a body, read later or never): 'end' waits for resume().
+    if (!this.queued.length && !this.paused && this.listenerCount('end') > 0) this.emitEnd();
+  }
+
+  private emitEnd(): void {
+    if (this.readableEnded) return;
+    this.readableEnded = true;
+    this.emit('end');
+  }
+}
+
+/** The response writer; the same shape the router used from http.ServerResponse. */
+export class DownstreamResponse extends EventEmitter {
+  headersSent = false;
+  writableEnded = false;
+  writableFinished = false;
+  private chunked = false;
+  private noBody = false;
+  private closed = false;
+  private head = '';
+
+  constructor(
+    private readonly conn: Http1ServerConnection,
+    private readonly sock: net.Socket,
+    private readonly req: DownstreamRequest,
+  ) {
+    super();
+  }
+
+  /** Validates and stores the head; it goes out with the first body bytes. Throws on invalid headers. */
+  writeHead(status: number, headers: OutgoingHeaders): this {
+    if (this.headersSent || this.head) throw new Error('headers already written');
+    const noBody = this.req.method === 'HEAD' || status === 204 || status === 304 || (status >= 100 && status < 200);
+    let head = `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Unknown'}\r\n`;
+    head = appendHeaderLines(head, headers, HOP_BY_HOP_OUT);
+    if (headers.connection === 'close') this.conn.keepAlive = false;
+    if (headers.date === undefined) head += `date: ${httpDate()}\r\n`;
+    const hasLength = headers['content-length'] !== undefined;
+    if (!noBody && !hasLength) {
+      if (this.req.httpVersion === '1.1') {
+        this.chunked = true;
+        head += 'transfer-encoding: chunked\r\n';
+      } else this.conn.keepAlive = false;
+    }
+    if (!this.conn.keepAlive) head += 'connection: close\r\n';
+    else if (this.req.httpVersion === '1.0') head += 'connection: keep-alive\r\n';
+    this.noBody = noBody;
+    this.head = head + '\r\n';
+    return this;
+  }
+
+  write(chunk: Buffer): boolean {
+    if (this.writableEnded || this.closed) return false;
+    if (!this.head) this.writeHead(200, {});
+    if (!this.headersSent) {
+      this.headersSent = true;
+      if (this.noBody || chunk.length === 0) return this.sock.write(this.head, 'latin1');
+      if (!this.chunked) return this.sock.write(joinHead(this.head, chunk));
+      this.sock.cork();
+      this.sock.write(this.head, 'latin1');
+      const ok = this.body(chunk);
+      this.sock.uncork();
+      return ok;
+    }
+    if (this.noBody || chunk.length === 0) return true;
+    return this.body(chunk);
+  }
+
+  end(chunk?: Buffer | string): void {
+    if (this.writableEnded || this.closed) return;
+    const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    if (!this.head) this.writeHead(200, buf ? { 'content-length': buf.length } : { 'content-length': 0 });
+    this.sock.cork();
+    if (buf && buf.length) this.write(buf);
+    else if (!this.headersSent) {
+      this.headersSent = true;
+      this.sock.write(this.head, 'latin1');
+    }
+    this.writableEnded = true;
+    if (this.chunked) this.sock.write(LAST_CHUNK);
+    this.sock.uncork();
+    this.writableFinished = true;
+    this.done();
+  }
+
+  destroy(): void {
+    if (this.closed) return;
+    this.conn.keepAlive = false;
+    this.sock.destroy();
+  }
+
+  /** @internal The connection went away before or after the response ended. */
+  closedByPeer(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.emit('close');
+  }
+
+  private body(chunk: Buffer): boolean {
+    if (!this.chunked) return this.sock.write(chunk);
+    this.sock.write(`${chunk.length.toString(16)}\r\n`, 'latin1');
+    this.sock.write(chunk);
+    return this.sock.write(CRLF);
+  }
+
+  private done(): void {
+    this.closed = true;
+    this.emit('close');
+    this.conn.exchangeDone(this);
+  }
+
+  /** Calls back once the connection can take more after `write` returned false. */
+  onDrain(listener: () => void): void {
+    this.sock.once('drain', listener);
+  }
+}
+
+const HOP_BY_HOP_OUT = new Set(['connection', 'transfer-encoding', 'keep-alive']);
+
+let dateCache = '';
+let dateSecond = 0;
+function httpDate(): string {
+  const now = Date.now();
+  const s = Math.floor(now / 1000);
+  if (s !== dateSecond) {
+    dateSecond = s;
+    dateCache = new Date(now).toUTCString();
+  }
+  return dateCache;
+}
+
+export interface ServerHooks {
+  /** One request; the handler must end or destroy the response. */
+  request(req: DownstreamRequest, res: DownstreamResponse): void;
+  /** A request that could not be parsed: the 400/431 has been sent and the connection is closing. */
+  parseError(err: RequestParseError): void;
+  /** Keep-alive idle and header timeouts. */
+  idleTimeoutMs: number;
+}
+
+type BodyState = { kind: 'none' } | { kind: 'length'; remaining: number } | { kind: 'chunked'; phase: 'size' | 'data' | 'crlf' | 'trailers'; remaining: number };
+
+/** Serves HTTP/1.1 on one downstream connection until either side closes it. */
+export class Http1ServerConnection {
+  keepAlive = true;
+  private buf: Buffer | undefined;
+  private req: DownstreamRequest | undefined;
+  private res: DownstreamResponse | undefined;
+  private body: BodyState = { kind: 'none' };
+  private responded = false;
+  private discarding = false;
+  private dead = false;
+
+  constructor(
+    private readonly sock: net.Socket,
+    private readonly hooks: ServerHooks,
+  ) {
+    sock.on('data', (d: Buffer) => this.onData(d));
+    sock.on('close', () => {
+      this.dead = true;
+      this.res?.closedByPeer();
+    });
+    sock.on('timeout', () => {
+      if (!this.req) sock.destroy();
+    });
+    // Listeners allow half-open connections (tcp_proxy needs them); for HTTP a client's FIN ends the
+    // connection once the exchange in flight, if any, is answered.
+    sock.on('end', () => {
+      this.keepAlive = false;
+      if (!this.req || this.responded) sock.end();
+    });
+    sock.setTimeout(hooks.idleTimeoutMs);
+  }
+
+  /** @internal */
+  exchangeDone(res: DownstreamResponse): void {
+    if (res !== this.res) return;
+    this.responded = true;
+    if (!this.keepAlive) {
+      this.sock.end();
+      return;
+    }
+    if (this.body.kind !== 'none') {
+      // The handler answered without reading the whole body: skip a small rest, close on a large one.
+      if (this.body.kind === 'length' && this.body.remaining <= MAX_DISCARD) this.discarding = true;
+      else {
+        this.keepAlive = false;
+        this.sock.end();
+        return;
+      }
+      this.req!.removeAllListeners('data');
+      this.sock.resume();
+      return;
+    }
+    this.next();
+  }
+
+  private next(): void {
+    this.req = undefined;
+    this.res = undefined;
+    this.responded = false;
+    this.discarding = false;
+    this.sock.setTimeout(this.hooks.idleTimeoutMs);
+    this.sock.resume();
+    if (this.buf && !this.dead) {
+      // A pipelined request: parse it after the caller that ended the previous response has returned.
+      queueMicrotask(() => {
+        const b = this.buf;
+        this.buf = undefined;
+        if (b && !this.dead) this.onData(b);
+      });
+    }
+  }
+
+  private onData(d: Buffer): void {
+    let buf = this.buf ? Buffer.concat([this.buf, d]) : d;
+    this.buf = undefined;
+    try {
+      while (buf.length && !this.dead) {
+        if (!this.req) {
+          const end = buf.indexOf('\r\n\r\n', 0, 'latin1');
+          if (end < 0) {
+            if (buf.length > MAX_HEAD_BYTES) throw new RequestParseError('request headers too large', 431);
+            this.buf = buf;
+            return;
+          }
+          if (end > MAX_HEAD_BYTES) throw new RequestParseError('request headers too large', 431);
+          const head = buf.toString('latin1', 0, end);
+          buf = buf.subarray(end + 4);
+          this.begin(head);
+          continue;
+        }
+        if (this.body.kind === 'none') {
+          // The next pipelined request waits until this exchange is done.
+          this.buf = buf;
+          if (buf.length > MAX_HEAD_BYTES) this.sock.pause();
+          return;
+        }
+        buf = this.consumeBody(buf);
+      }
+    } catch (err) {
+      this.refuse(err instanceof RequestParseError ? err : new RequestParseError((err as Error).message));
+    }
+  }
+
+  private begin(head: string): void {
+    const lines = head.split('\r\n');
+    // Tolerate stray CRLFs between requests, as RFC 9112 allows.
+    while (lines.length && lines[0] === '') lines.shift();
+    const m = REQUEST_LINE.exec(lines[0] ?? '');
+    if (!m) throw new RequestParseError(`invalid request line ${JSON.stringify((lines[0] ?? '').slice(0, 80))}`);
+    const headers: Record<string, string> = {};
+    const raw: string[] = [];
+    let length = -1;
+    let chunked = false;
+    for (let i = 1; i < lines.length; i++) {
+      const line = lines[i]!;
+      const c = line.indexOf(':');
+      if (c <= 0) throw new RequestParseError(`invalid header line ${JSON.stringify(line.slice(0, 80))}`);
+      const name = line.slice(0, c);
+      if (!HEADER_NAME.test(name)) throw new RequestParseError(`invalid header name ${JSON.stringify(name.slice(0, 80))}`);
+      const value = line.slice(c + 1).trim();
+      if (/[\0\r\n]/.test(value)) throw new RequestParseError(`invalid value for header ${name}`);
+      raw.push(name, value);
+      const k = name.toLowerCase();
+      const prev = headers[k];
+      headers[k] = prev === undefined ? value : `${prev}${k === 'cookie' ? '; ' : ', '}${value}`;
+      if (k === 'content-length') {
+        if (!/^\d+$/.test(value)) throw new RequestParseError(`invalid content-length ${JSON.stringify(value)}`);
+        if (length >= 0 && Number(value) !== length) throw new RequestParseError('conflicting content-length headers');
+        length = Number(value);
+      } else if (k === 'transfer-encoding') {
+        if (!value.toLowerCase().endsWith('chunked')) throw new RequestParseError(`unsupported transfer-encoding ${JSON.stringify(value)}`);
+        chunked = true;
+      }
+    }
+    // Both framings at once is how requests are smuggled past proxies: refused, as Envoy does.
+    if (chunked && length >= 0) throw new RequestParseError('both content-length and transfer-encoding');
+    const http10 = m[3] === '0';
+    const connection = headers.connection?.toLowerCase();
+    this.keepAlive = http10 ? connection === 'keep-alive' : !connection?.includes('close');
+    if (m[1] === 'CONNECT') throw new RequestParseError('CONNECT is not supported', 501);
+    this.body = chunked ? { kind: 'chunked', phase: 'size', remaining: 0 } : length > 0 ? { kind: 'length', remaining: length } : { kind: 'none' };
+    const sock = this.sock;
+    const req = new DownstreamRequest(m[1]!, m[2]!, http10 ? '1.0' : '1.1', headers, raw, { pause: () => sock.pause(), resume: () => sock.resume() });
+    const res = new DownstreamResponse(this, sock, req);
+    this.req = req;
+    this.res = res;
+    sock.setTimeout(0);
+    if (headers.expect?.toLowerCase() === '100-continue' && this.body.kind !== 'none') sock.write('HTTP/1.1 100 Continue\r\n\r\n');
+    if (this.body.kind === 'none') req.finishBody();
+    this.hooks.request(req, res);
+  }
+
+  /** Feeds body bytes to the request (or skips them after the response); returns what is left. */
+  private consumeBody(buf: Buffer): Buffer {
+    const b = this.body;
+    const deliver = (chunk: Buffer): void => {
+      if (!this.discarding) this.req!.push(chunk);
+    };
+    if (b.kind === 'length') {
+      const n = Math.min(b.remaining, buf.length);
+      deliver(buf.subarray(0, n));
+      b.remaining -= n;
+      if (b.remaining === 0) this.bodyDone();
+      return buf.subarray(n);
+    }
+    if (b.kind !== 'chunked') return buf;
+    switch (b.phase) {
+      case 'size': {
+        const eol = buf.indexOf(CRLF);
+        if (eol < 0) {
+          if (buf.length > 1024) throw new RequestParseError('chunk size line too long');
+          this.buf = buf;
+          return Buffer.alloc(0);
+        }
+        const line = buf.toString('latin1', 0, eol);
+        const semi = line.indexOf(';');
+        const hex = (semi < 0 ? line : line.slice(0, semi)).trim();
+        if (!/^[0-9a-fA-F]{1,8}$/.test(hex)) throw new RequestParseError(`invalid chunk size ${JSON.stringify(hex.slice(0, 20))}`);
+        b.remaining = parseInt(hex, 16);
+        b.phase = b.remaining === 0 ? 'trailers' : 'data';
+        return buf.subarray(eol + 2);
+      }
+      case 'data': {
+        const n = Math.min(b.remaining, buf.length);
+        deliver(buf.subarray(0, n));
+        b.remaining -= n;
+        if (b.remaining === 0) b.phase = 'crlf';
+        return buf.subarray(n);
+      }
+      case 'crlf': {
+        if (buf.length < 2) {
+          this.buf = buf;
+          return Buffer.alloc(0);
+        }
+        if (buf[0] !== 13 || buf[1] !== 10) throw new RequestParseError('missing CRLF after chunk data');
+        b.phase = 'size';
+        return buf.subarray(2);
+      }
+      case 'trailers': {
+        const eol = buf.indexOf(CRLF);
+        if (eol < 0) {
+          if (buf.length > MAX_HEAD_BYTES) throw new RequestParseError('trailers too large', 431);
+          this.buf = buf;
+          return Buffer.alloc(0);
+        }
+        if (eol === 0) this.bodyDone();
+        return buf.subarray(eol + 2);
+      }
+    }
+  }
+
+  private bodyDone(): void {
+    this.body = { kind: 'none' };
+    if (this.discarding || this.responded) return this.next();
+    this.req!.finishBody();
+  }
+
+  private refuse(err: RequestParseError): void {
+    this.keepAlive = false;
+    if (this.sock.writable && !this.res?.headersSent) {
+      const body = STATUS_TEXT[err.status] ?? 'Bad Request';
+      this.sock.end(`HTTP/1.1 ${err.status} ${body}\r\ncontent-length: ${body.length}\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n${body}`);
+    } else this.sock.destroy();
+    this.dead = true;
+    this.hooks.parseError(err);
+  }
+}
