@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
-import { ACCESS_LOG_FIELDS, createAccessLogger, createMeshMetrics, createPrometheusHandler, formatAddress, formatResponseFlags } from './index.js';
+import { ACCESS_LOG_FIELDS, completeAccessLogRecord, createAccessLogger, createMeshMetrics, createPrometheusHandler, formatAddress, formatResponseFlags } from './index.js';
+import type { AccessLogInput } from './index.js';
 
 test('access log lines carry exactly the Envoy field names, in order, with nulls for unknowns', () => {
   const lines: string[] = [];
@@ -86,5 +87,25 @@ test('Istio standard metrics are scraped from /stats/prometheus with their label
     assert.ok(text.includes('source_app="unknown"'));
   } finally {
     server.close();
+  }
+});
+
+test('access log records: every field defaulted as the field list says, whatever the caller passed', () => {
+  // The reference: defaults derived from ACCESS_LOG_FIELDS, as the logger did before it was unrolled.
+  const numeric = new Set(['response_code', 'bytes_received', 'bytes_sent', 'duration']);
+  const reference = (input: AccessLogInput): string =>
+    JSON.stringify(Object.fromEntries(ACCESS_LOG_FIELDS.map((k) => [k, input[k] !== undefined ? input[k] : k === 'response_flags' ? '-' : numeric.has(k) ? 0 : null])));
+  const inputs: AccessLogInput[] = [
+    { start_time: '2026-01-01T00:00:00.000Z' },
+    { start_time: 't', method: 'GET', path: '/a"b\\c\n', response_code: 503, response_flags: 'UF,URX', bytes_received: 1, bytes_sent: 2, duration: 3.5, user_agent: 'ü \u0001', route_name: null },
+    { start_time: 't', response_flags: null as unknown as string, duration: NaN, extra: 'dropped' } as AccessLogInput,
+  ];
+  const lines: string[] = [];
+  const log = createAccessLogger({ write: (l) => lines.push(l) });
+  for (const input of inputs) {
+    const record = log.log(input);
+    assert.equal(lines.at(-1), reference(input));
+    assert.deepEqual(Object.keys(record), [...ACCESS_LOG_FIELDS]);
+    assert.deepEqual(completeAccessLogRecord(input), record);
   }
 });
