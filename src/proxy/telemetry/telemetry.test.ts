@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
 import { ACCESS_LOG_FIELDS, completeAccessLogRecord, createAccessLogger, createMeshMetrics, createPrometheusHandler, formatAddress, formatResponseFlags } from './index.js';
 import type { AccessLogInput } from './index.js';
+import { createSeriesTable } from './series-table.js';
 
 test('access log lines carry exactly the Envoy field names, in order, with nulls for unknowns', () => {
   const lines: string[] = [];
@@ -108,4 +109,32 @@ test('access log records: every field defaulted as the field list says, whatever
     assert.deepEqual(Object.keys(record), [...ACCESS_LOG_FIELDS]);
     assert.deepEqual(completeAccessLogRecord(input), record);
   }
+});
+
+test('metric series are bounded: a flood of one-off label sets cannot grow them, and a busy series survives it', async () => {
+  const registry = new Registry();
+  const metrics = createMeshMetrics(registry, { maxSeries: 3 });
+  const busy = { reporter: 'source', destination_service: 'busy', response_code: 200 };
+  const sample = { durationMs: 1, requestBytes: 0, responseBytes: 1 };
+  metrics.recordRequest(busy, sample);
+  for (let i = 0; i < 50; i++) {
+    metrics.recordRequest({ ...busy, destination_service: `hostile-${i}` }, sample);
+    metrics.recordRequest(busy, sample);
+    metrics.tcpOpened({ source_principal: `spiffe://x/ns/n/sa/${i}` });
+  }
+  const requests = (await registry.getSingleMetric('istio_requests_total')!.get()).values;
+  assert.ok(requests.length <= 3, `${requests.length} series`);
+  assert.equal(requests.find((v) => v.labels.destination_service === 'busy')?.value, 51);
+  assert.ok(requests.some((v) => v.labels.destination_service === 'hostile-49'), 'the newest label set is recorded');
+  const duration = (await registry.getSingleMetric('istio_request_duration_milliseconds')!.get()).values;
+  assert.equal(duration.filter((v) => (v as { metricName?: string }).metricName?.endsWith('_count')).length, requests.length);
+  assert.ok((await registry.getSingleMetric('istio_tcp_connections_opened_total')!.get()).values.length <= 3);
+
+  const table = createSeriesTable(2);
+  table.add('a', {}, 1);
+  table.add('b', {}, 1);
+  table.get('a');
+  table.add('c', {}, 1);
+  assert.deepEqual([table.size, table.evicted, table.get('a') !== undefined, table.get('b')], [2, 1, true, undefined]);
+  assert.throws(() => createSeriesTable(0), /maxSeries: must be a positive integer/);
 });
