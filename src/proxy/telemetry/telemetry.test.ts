@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
-import { ACCESS_LOG_FIELDS, completeAccessLogRecord, createAccessLogger, createMeshMetrics, createPrometheusHandler, formatAddress, formatResponseFlags } from './index.js';
+import { ACCESS_LOG_FIELDS, completeAccessLogRecord, createAccessLogger, createLineBatcher, createMeshMetrics, createPrometheusHandler, formatAddress, formatResponseFlags } from './index.js';
 import type { AccessLogInput } from './index.js';
 import { createSeriesTable } from './series-table.js';
 
@@ -109,6 +109,27 @@ test('access log records: every field defaulted as the field list says, whatever
     assert.deepEqual(Object.keys(record), [...ACCESS_LOG_FIELDS]);
     assert.deepEqual(completeAccessLogRecord(input), record);
   }
+});
+
+test('line batcher: one sink write per turn, at once past the size bound, and on flush', () => {
+  const chunks: string[] = [];
+  const turns: Array<() => void> = [];
+  const batch = createLineBatcher({ sink: (c) => chunks.push(c), maxChars: 20, schedule: (fn) => turns.push(fn) });
+  batch.write('a');
+  batch.write('b');
+  assert.deepEqual(chunks, []);
+  assert.equal(turns.length, 1, 'one flush scheduled per turn');
+  turns.shift()!();
+  assert.deepEqual(chunks, ['a\nb\n']);
+  batch.write('0123456789');
+  batch.write('0123456789');
+  assert.deepEqual(chunks.at(-1), '0123456789\n0123456789\n', 'written as soon as the bound is passed');
+  assert.equal(batch.pending, 0);
+  batch.write('last');
+  batch.flush();
+  assert.equal(chunks.at(-1), 'last\n');
+  for (const turn of turns.splice(0)) turn();
+  assert.equal(chunks.length, 3, 'nothing left for the scheduled turn, nothing written twice');
 });
 
 test('metric series are bounded: a flood of one-off label sets cannot grow them, and a busy series survives it', async () => {
