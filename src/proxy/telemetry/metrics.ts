@@ -78,8 +78,8 @@ export interface MeshMetricsOptions {
 }
 
 /**
- * A label set's key and, on first sight, its labels. `values[i]` is labels[names[i]] with the defaults
- * applied; `protocol` overrides request_protocol's default (TCP metrics say "tcp" unless told otherwise).
+ * The series for `labels`, created on first sight. Each label is keyed with its default applied (absent or
+ * empty: `defaults[i]`), so labels that print the same share one series.
  */
 function seriesFor(
   table: SeriesTable,
@@ -136,12 +136,12 @@ export function createMeshMetrics(registry: Registry, options: MeshMetricsOption
   new TableCounter({ name: 'istio_tcp_sent_bytes_total', help: 'Bytes sent during TCP connections.', labelNames: tcpLabels, registers }, tcpTable, SENT);
   new TableCounter({ name: 'istio_tcp_received_bytes_total', help: 'Bytes received during TCP connections.', labelNames: tcpLabels, registers }, tcpTable, RECEIVED);
 
+  const tcpDefaultsWithTcp = tcpDefaults.map((d, i) => (i === protocolAt ? 'tcp' : d));
   const tcpSeries = (labels: TcpLabels): Series => {
     // request_protocol is "tcp" unless the caller names it (an explicit undefined then reads "unknown").
     const defaults = 'request_protocol' in labels ? tcpDefaults : tcpDefaultsWithTcp;
     return seriesFor(tcpTable, tcpLabels, defaults, labels, 4);
   };
-  const tcpDefaultsWithTcp = tcpDefaults.map((d, i) => (i === protocolAt ? 'tcp' : d));
   const add = (values: Float64Array, slot: number, n: number): void => {
     // As prom-client's inc: a non-finite or negative amount is a caller bug, not a sample.
     if (Number.isFinite(n) && n > 0) values[slot]! += n;

@@ -81,8 +81,8 @@ export function createSeriesTable(maxSeries: number): SeriesTable {
 }
 
 /**
- * Appends `value`'s length-prefixed text to a series key. Length prefixes make the key unambiguous whatever
- * characters the values hold, with no escaping.
+ * One value's part of a series key. The length prefix keeps the key unambiguous whatever characters the
+ * values hold, with no escaping.
  */
 export function keyPart(value: string): string {
   return value.length + ':' + value;
