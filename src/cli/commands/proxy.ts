@@ -9,6 +9,7 @@ import { createProxy, installCapture, parseLocalityText, PROXY_GID } from '../..
 import type { Capture, ProxyOptions } from '../../proxy/runtime/index.js';
 import { parseUpstream } from '../../proxy/dns/index.js';
 import { originalDestination } from '../../proxy/capture/index.js';
+import { createLineBatcher } from '../../proxy/telemetry/index.js';
 import type { CliContext } from '../context.js';
 
 export interface ProxyFlags {
@@ -217,11 +218,13 @@ export function registerProxy(program: Command, ctx: CliContext): void {
         }
       }
       const stream = flags.accessLog ? createWriteStream(resolvePath(ctx.cwd, flags.accessLog), { flags: 'a' }) : undefined;
+      // One write per event-loop turn, not per request; flushed below before the stream ends.
+      const accessLines = createLineBatcher({ sink: stream ? (chunk) => void stream.write(chunk) : (chunk) => ctx.stdout(chunk) });
       const options: ProxyOptions = {
         ...parsed.options,
         logger,
         logLevel: (['debug', 'info', 'warn', 'error'].includes(ctx.env.logLevel) ? ctx.env.logLevel : 'info') as ProxyOptions['logLevel'],
-        accessLog: (line) => (stream ? stream.write(line + '\n') : ctx.stdout(line + '\n')),
+        accessLog: (line) => accessLines.write(line),
         dns: parsed.options.role === 'sidecar' && parsed.options.dnsCapture !== false ? { port: parsed.dns.port, upstreams: parsed.dns.upstreams, ...(parsed.dns.host ? { host: parsed.dns.host } : {}) } : false,
         originalDestination: (socket) => {
           const r = originalDestination(socket);
@@ -247,9 +250,14 @@ export function registerProxy(program: Command, ctx: CliContext): void {
         await ctx.interrupted();
         logger.info('draining');
       } finally {
-        await proxy.close();
-        await capture?.remove();
-        await new Promise<void>((r) => (stream ? stream.end(r) : r()));
+        try {
+          await proxy.close();
+          await capture?.remove();
+        } finally {
+          // The drain above logs the last requests; they must reach the file before it is closed.
+          accessLines.flush();
+          await new Promise<void>((r) => (stream ? stream.end(r) : r()));
+        }
       }
     });
 }

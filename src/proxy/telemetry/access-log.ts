@@ -86,16 +86,35 @@ export function formatResponseFlags(flags: Iterable<string>): string {
   return list.length === 0 ? '-' : list.join(',');
 }
 
+const or = <T, D>(v: T | undefined, missing: D): T | D => (v === undefined ? missing : v);
+
+/**
+ * The record with every key, in ACCESS_LOG_FIELDS order, absent ones defaulted. Written out key by key
+ * (not looped over the field list) so every record has one shape and JSON.stringify of it is cheap.
+ */
 export function completeAccessLogRecord(input: AccessLogInput): AccessLogRecord {
-  const out: Record<string, unknown> = {};
-  for (const key of ACCESS_LOG_FIELDS) {
-    const v = input[key];
-    if (v !== undefined) out[key] = v;
-    else if (key === 'response_flags') out[key] = '-';
-    else if (key === 'response_code' || key === 'bytes_received' || key === 'bytes_sent' || key === 'duration') out[key] = 0;
-    else out[key] = null;
-  }
-  return out as unknown as AccessLogRecord;
+  return {
+    start_time: input.start_time,
+    method: or(input.method, null),
+    path: or(input.path, null),
+    protocol: or(input.protocol, null),
+    response_code: or(input.response_code, 0),
+    response_flags: or(input.response_flags, '-'),
+    bytes_received: or(input.bytes_received, 0),
+    bytes_sent: or(input.bytes_sent, 0),
+    duration: or(input.duration, 0),
+    upstream_host: or(input.upstream_host, null),
+    upstream_cluster: or(input.upstream_cluster, null),
+    upstream_local_address: or(input.upstream_local_address, null),
+    downstream_local_address: or(input.downstream_local_address, null),
+    downstream_remote_address: or(input.downstream_remote_address, null),
+    requested_server_name: or(input.requested_server_name, null),
+    authority: or(input.authority, null),
+    user_agent: or(input.user_agent, null),
+    request_id: or(input.request_id, null),
+    route_name: or(input.route_name, null),
+    upstream_transport_failure_reason: or(input.upstream_transport_failure_reason, null),
+  };
 }
 
 export function createAccessLogger(options: AccessLoggerOptions): AccessLogger {

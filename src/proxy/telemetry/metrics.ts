@@ -4,8 +4,9 @@
  * dashboards and alerts written for Istio read ours.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Counter, Histogram } from 'prom-client';
 import type { Registry } from 'prom-client';
+import { TableCounter, TableHistogram, createSeriesTable, histogramSlots, keyPart, observeInto } from './series-table.js';
+import type { Series, SeriesTable } from './series-table.js';
 
 /** Labels on every Istio standard metric, TCP and HTTP alike. */
 export const TCP_LABELS = [
@@ -57,49 +58,109 @@ export interface MeshMetrics {
  * Unknown labels print as "unknown", as Istio does when peer metadata is missing; connection security
  * policy defaults to "none" (plaintext), "mutual_tls" must be stated by the caller.
  */
-function fill<T extends string>(names: readonly T[], labels: Partial<Record<T, string | number>>): Record<T, string> {
-  const out = {} as Record<T, string>;
-  for (const name of names) {
-    const v = labels[name];
-    out[name] = v === undefined || v === '' ? (name === 'connection_security_policy' ? 'none' : name === 'response_flags' ? '-' : 'unknown') : String(v);
+function defaultFor(name: string): string {
+  return name === 'connection_security_policy' ? 'none' : name === 'response_flags' ? '-' : 'unknown';
+}
+
+/**
+ * Label sets a proxy keeps per table (HTTP requests, TCP) unless told otherwise; see createSeriesTable. A
+ * request series with Istio's labels takes about 2.6 KB of heap, so the request table stays under ~13 MB
+ * however many label values peers make up. A sidecar normally has tens to hundreds.
+ */
+export const DEFAULT_MAX_SERIES = 5000;
+
+export interface MeshMetricsOptions {
+  /**
+   * Label sets kept per table (one for the four request metrics, one for the four TCP metrics). Beyond it
+   * the least recently used series is dropped from the scrape. Default DEFAULT_MAX_SERIES.
+   */
+  maxSeries?: number;
+}
+
+/**
+ * The series for `labels`, created on first sight. Each label is keyed with its default applied (absent or
+ * empty: `defaults[i]`), so labels that print the same share one series.
+ */
+function seriesFor(
+  table: SeriesTable,
+  names: readonly string[],
+  defaults: readonly string[],
+  labels: Partial<Record<string, string | number | undefined>>,
+  slots: number,
+): Series {
+  let key = '';
+  for (let i = 0; i < names.length; i++) {
+    const v = labels[names[i]!];
+    key += keyPart(v === undefined || v === '' ? defaults[i]! : typeof v === 'string' ? v : String(v));
   }
-  return out;
+  const found = table.get(key);
+  if (found) return found;
+  const out: Record<string, string> = {};
+  for (let i = 0; i < names.length; i++) {
+    const v = labels[names[i]!];
+    out[names[i]!] = v === undefined || v === '' ? defaults[i]! : String(v);
+  }
+  return table.add(key, Object.freeze(out), slots);
 }
 
 /** Registers Istio's standard metrics in `registry` (once per registry) and returns the recorder. */
-export function createMeshMetrics(registry: Registry): MeshMetrics {
+export function createMeshMetrics(registry: Registry, options: MeshMetricsOptions = {}): MeshMetrics {
+  const maxSeries = options.maxSeries ?? DEFAULT_MAX_SERIES;
   const registers = [registry];
   const requestLabels = [...REQUEST_LABELS];
   const tcpLabels = [...TCP_LABELS];
-  const requests = new Counter({ name: 'istio_requests_total', help: 'Requests handled by the proxy.', labelNames: requestLabels, registers });
-  const duration = new Histogram({
-    name: 'istio_request_duration_milliseconds',
-    help: 'Request durations in milliseconds.',
-    labelNames: requestLabels,
-    buckets: DURATION_BUCKETS_MS,
-    registers,
-  });
-  const requestBytes = new Histogram({ name: 'istio_request_bytes', help: 'Request body sizes in bytes.', labelNames: requestLabels, buckets: SIZE_BUCKETS_BYTES, registers });
-  const responseBytes = new Histogram({ name: 'istio_response_bytes', help: 'Response body sizes in bytes.', labelNames: requestLabels, buckets: SIZE_BUCKETS_BYTES, registers });
-  const opened = new Counter({ name: 'istio_tcp_connections_opened_total', help: 'TCP connections opened.', labelNames: tcpLabels, registers });
-  const closed = new Counter({ name: 'istio_tcp_connections_closed_total', help: 'TCP connections closed.', labelNames: tcpLabels, registers });
-  const sent = new Counter({ name: 'istio_tcp_sent_bytes_total', help: 'Bytes sent during TCP connections.', labelNames: tcpLabels, registers });
-  const received = new Counter({ name: 'istio_tcp_received_bytes_total', help: 'Bytes received during TCP connections.', labelNames: tcpLabels, registers });
+  const requestDefaults = requestLabels.map(defaultFor);
+  const tcpDefaults = tcpLabels.map(defaultFor);
+  const protocolAt = tcpLabels.indexOf('request_protocol');
+
+  // Request series layout: the count, then the duration, request size and response size histograms.
+  const requestTable = createSeriesTable(maxSeries);
+  const DURATION = 1;
+  const REQUEST_SIZE = DURATION + histogramSlots(DURATION_BUCKETS_MS);
+  const RESPONSE_SIZE = REQUEST_SIZE + histogramSlots(SIZE_BUCKETS_BYTES);
+  const requestSlots = RESPONSE_SIZE + histogramSlots(SIZE_BUCKETS_BYTES);
+  new TableCounter({ name: 'istio_requests_total', help: 'Requests handled by the proxy.', labelNames: requestLabels, registers }, requestTable, 0);
+  new TableHistogram(
+    { name: 'istio_request_duration_milliseconds', help: 'Request durations in milliseconds.', labelNames: requestLabels, buckets: DURATION_BUCKETS_MS, registers },
+    requestTable,
+    DURATION,
+  );
+  new TableHistogram({ name: 'istio_request_bytes', help: 'Request body sizes in bytes.', labelNames: requestLabels, buckets: SIZE_BUCKETS_BYTES, registers }, requestTable, REQUEST_SIZE);
+  new TableHistogram({ name: 'istio_response_bytes', help: 'Response body sizes in bytes.', labelNames: requestLabels, buckets: SIZE_BUCKETS_BYTES, registers }, requestTable, RESPONSE_SIZE);
+
+  // TCP series layout: opened, closed, sent, received.
+  const tcpTable = createSeriesTable(maxSeries);
+  const [OPENED, CLOSED, SENT, RECEIVED] = [0, 1, 2, 3] as const;
+  new TableCounter({ name: 'istio_tcp_connections_opened_total', help: 'TCP connections opened.', labelNames: tcpLabels, registers }, tcpTable, OPENED);
+  new TableCounter({ name: 'istio_tcp_connections_closed_total', help: 'TCP connections closed.', labelNames: tcpLabels, registers }, tcpTable, CLOSED);
+  new TableCounter({ name: 'istio_tcp_sent_bytes_total', help: 'Bytes sent during TCP connections.', labelNames: tcpLabels, registers }, tcpTable, SENT);
+  new TableCounter({ name: 'istio_tcp_received_bytes_total', help: 'Bytes received during TCP connections.', labelNames: tcpLabels, registers }, tcpTable, RECEIVED);
+
+  const tcpDefaultsWithTcp = tcpDefaults.map((d, i) => (i === protocolAt ? 'tcp' : d));
+  const tcpSeries = (labels: TcpLabels): Series => {
+    // request_protocol is "tcp" unless the caller names it (an explicit undefined then reads "unknown").
+    const defaults = 'request_protocol' in labels ? tcpDefaults : tcpDefaultsWithTcp;
+    return seriesFor(tcpTable, tcpLabels, defaults, labels, 4);
+  };
+  const add = (values: Float64Array, slot: number, n: number): void => {
+    // As prom-client's inc: a non-finite or negative amount is a caller bug, not a sample.
+    if (Number.isFinite(n) && n > 0) values[slot]! += n;
+  };
 
   return {
     recordRequest(labels, sample) {
-      const l = fill(REQUEST_LABELS, labels);
-      requests.inc(l);
-      duration.observe(l, sample.durationMs);
-      requestBytes.observe(l, sample.requestBytes);
-      responseBytes.observe(l, sample.responseBytes);
+      const v = seriesFor(requestTable, requestLabels, requestDefaults, labels, requestSlots).values;
+      v[0]!++;
+      observeInto(v, DURATION, DURATION_BUCKETS_MS, sample.durationMs);
+      observeInto(v, REQUEST_SIZE, SIZE_BUCKETS_BYTES, sample.requestBytes);
+      observeInto(v, RESPONSE_SIZE, SIZE_BUCKETS_BYTES, sample.responseBytes);
     },
-    tcpOpened: (labels) => opened.inc(fill(TCP_LABELS, { request_protocol: 'tcp', ...labels })),
-    tcpClosed: (labels) => closed.inc(fill(TCP_LABELS, { request_protocol: 'tcp', ...labels })),
+    tcpOpened: (labels) => void tcpSeries(labels).values[OPENED]!++,
+    tcpClosed: (labels) => void tcpSeries(labels).values[CLOSED]!++,
     tcpBytes(labels, bytes) {
-      const l = fill(TCP_LABELS, { request_protocol: 'tcp', ...labels });
-      if (bytes.sent > 0) sent.inc(l, bytes.sent);
-      if (bytes.received > 0) received.inc(l, bytes.received);
+      const v = tcpSeries(labels).values;
+      add(v, SENT, bytes.sent);
+      add(v, RECEIVED, bytes.received);
     },
   };
 }

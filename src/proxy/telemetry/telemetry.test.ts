@@ -3,7 +3,9 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
-import { ACCESS_LOG_FIELDS, createAccessLogger, createMeshMetrics, createPrometheusHandler, formatAddress, formatResponseFlags } from './index.js';
+import { ACCESS_LOG_FIELDS, completeAccessLogRecord, createAccessLogger, createLineBatcher, createMeshMetrics, createPrometheusHandler, formatAddress, formatResponseFlags } from './index.js';
+import type { AccessLogInput } from './index.js';
+import { createSeriesTable } from './series-table.js';
 
 test('access log lines carry exactly the Envoy field names, in order, with nulls for unknowns', () => {
   const lines: string[] = [];
@@ -87,4 +89,73 @@ test('Istio standard metrics are scraped from /stats/prometheus with their label
   } finally {
     server.close();
   }
+});
+
+test('access log records: every field defaulted as the field list says, whatever the caller passed', () => {
+  // The reference: defaults derived from ACCESS_LOG_FIELDS, as the logger did before it was unrolled.
+  const numeric = new Set(['response_code', 'bytes_received', 'bytes_sent', 'duration']);
+  const reference = (input: AccessLogInput): string =>
+    JSON.stringify(Object.fromEntries(ACCESS_LOG_FIELDS.map((k) => [k, input[k] !== undefined ? input[k] : k === 'response_flags' ? '-' : numeric.has(k) ? 0 : null])));
+  const inputs: AccessLogInput[] = [
+    { start_time: '2026-01-01T00:00:00.000Z' },
+    { start_time: 't', method: 'GET', path: '/a"b\\c\n', response_code: 503, response_flags: 'UF,URX', bytes_received: 1, bytes_sent: 2, duration: 3.5, user_agent: 'ü \u0001', route_name: null },
+    { start_time: 't', response_flags: null as unknown as string, duration: NaN, extra: 'dropped' } as AccessLogInput,
+  ];
+  const lines: string[] = [];
+  const log = createAccessLogger({ write: (l) => lines.push(l) });
+  for (const input of inputs) {
+    const record = log.log(input);
+    assert.equal(lines.at(-1), reference(input));
+    assert.deepEqual(Object.keys(record), [...ACCESS_LOG_FIELDS]);
+    assert.deepEqual(completeAccessLogRecord(input), record);
+  }
+});
+
+test('line batcher: one sink write per turn, at once past the size bound, and on flush', () => {
+  const chunks: string[] = [];
+  const turns: Array<() => void> = [];
+  const batch = createLineBatcher({ sink: (c) => chunks.push(c), maxChars: 20, schedule: (fn) => turns.push(fn) });
+  batch.write('a');
+  batch.write('b');
+  assert.deepEqual(chunks, []);
+  assert.equal(turns.length, 1, 'one flush scheduled per turn');
+  turns.shift()!();
+  assert.deepEqual(chunks, ['a\nb\n']);
+  batch.write('0123456789');
+  batch.write('0123456789');
+  assert.deepEqual(chunks.at(-1), '0123456789\n0123456789\n', 'written as soon as the bound is passed');
+  assert.equal(batch.pending, 0);
+  batch.write('last');
+  batch.flush();
+  assert.equal(chunks.at(-1), 'last\n');
+  for (const turn of turns.splice(0)) turn();
+  assert.equal(chunks.length, 3, 'nothing left for the scheduled turn, nothing written twice');
+});
+
+test('metric series are bounded: a flood of one-off label sets cannot grow them, and a busy series survives it', async () => {
+  const registry = new Registry();
+  const metrics = createMeshMetrics(registry, { maxSeries: 3 });
+  const busy = { reporter: 'source', destination_service: 'busy', response_code: 200 };
+  const sample = { durationMs: 1, requestBytes: 0, responseBytes: 1 };
+  metrics.recordRequest(busy, sample);
+  for (let i = 0; i < 50; i++) {
+    metrics.recordRequest({ ...busy, destination_service: `hostile-${i}` }, sample);
+    metrics.recordRequest(busy, sample);
+    metrics.tcpOpened({ source_principal: `spiffe://x/ns/n/sa/${i}` });
+  }
+  const requests = (await registry.getSingleMetric('istio_requests_total')!.get()).values;
+  assert.ok(requests.length <= 3, `${requests.length} series`);
+  assert.equal(requests.find((v) => v.labels.destination_service === 'busy')?.value, 51);
+  assert.ok(requests.some((v) => v.labels.destination_service === 'hostile-49'), 'the newest label set is recorded');
+  const duration = (await registry.getSingleMetric('istio_request_duration_milliseconds')!.get()).values;
+  assert.equal(duration.filter((v) => (v as { metricName?: string }).metricName?.endsWith('_count')).length, requests.length);
+  assert.ok((await registry.getSingleMetric('istio_tcp_connections_opened_total')!.get()).values.length <= 3);
+
+  const table = createSeriesTable(2);
+  table.add('a', {}, 1);
+  table.add('b', {}, 1);
+  table.get('a');
+  table.add('c', {}, 1);
+  assert.deepEqual([table.size, table.evicted, table.get('a') !== undefined, table.get('b')], [2, 1, true, undefined]);
+  assert.throws(() => createSeriesTable(0), /maxSeries: must be a positive integer/);
 });
