@@ -182,7 +182,9 @@ async function main(): Promise<void> {
       cp.client.close();
       cp.child.kill('SIGTERM');
     }
-    await new Promise((r) => setTimeout(r, 300));
+    // A profiled control plane needs time to write its profile after SIGTERM.
+    const grace = NODE_ARGS.length ? 15_000 : 300;
+    await Promise.all(cps.map((cp) => (cp.child.exitCode !== null || cp.child.signalCode !== null ? undefined : new Promise((r) => { cp.child.once('exit', r); setTimeout(r, grace); }))));
     for (const cp of cps) cp.child.kill('SIGKILL');
     dir.cleanup();
   }
