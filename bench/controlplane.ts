@@ -28,6 +28,8 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 20);
 const APPS = Number(process.env.BENCH_APPS ?? 20);
 const bin = new URL('../../bin/crossmesh.js', import.meta.url).pathname;
 const WATCHED = 'outbound|80||svc-0.bench.svc.cluster.local';
+/** Extra node flags for the two control planes, e.g. BENCH_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof'. */
+const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
 
 interface Cp {
   name: string;
@@ -60,7 +62,7 @@ async function startCp(dir: string, name: string, network: string, root: Awaited
   const data = join(dir, name, 'data');
   const child = spawn(
     process.execPath,
-    [bin, 'control-plane', '--cluster', name, '--network', network, '--data', data, '--cacerts', cacerts, '--xds-port', String(ports.xds), '--xds-tls-port', String(ports.tls), '--admin-port', String(ports.admin), '--api-port', String(ports.api)],
+    [...NODE_ARGS, bin, 'control-plane', '--cluster', name, '--network', network, '--data', data, '--cacerts', cacerts, '--xds-port', String(ports.xds), '--xds-tls-port', String(ports.tls), '--admin-port', String(ports.admin), '--api-port', String(ports.api)],
     { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, CROSSMESH_LOG_LEVEL: 'warn' } },
   );
   await waitFor(`${name} ready`, () => fetch(`http://127.0.0.1:${ports.admin}/ready`).then((r) => r.ok, () => false), 20_000);
@@ -180,7 +182,9 @@ async function main(): Promise<void> {
       cp.client.close();
       cp.child.kill('SIGTERM');
     }
-    await new Promise((r) => setTimeout(r, 300));
+    // A profiled control plane needs time to write its profile after SIGTERM.
+    const grace = NODE_ARGS.length ? 15_000 : 300;
+    await Promise.all(cps.map((cp) => (cp.child.exitCode !== null || cp.child.signalCode !== null ? undefined : new Promise((r) => { cp.child.once('exit', r); setTimeout(r, grace); }))));
     for (const cp of cps) cp.child.kill('SIGKILL');
     dir.cleanup();
   }

@@ -1,12 +1,22 @@
 import type { Any, XdsNode } from '../xds/index.js';
-import { SDS_ROOT_SECRET, TYPE_URLS, encodeResource } from '../xds/index.js';
+import { SDS_ROOT_SECRET, TYPE_URLS } from '../xds/index.js';
 import type { Logger } from '../shared/log.js';
 import { errorMessage } from '../shared/errors.js';
 import type { SnapshotCache } from './cache/index.js';
 import { createSnapshot } from './cache/index.js';
 import type { MeshInputs } from './mesh-inputs.js';
 import type { ProxyInfo } from './translate/index.js';
-import { generateEndpointsForProxy, generateForProxy, proxyGroupKey, proxyInfoFromNode } from './translate/index.js';
+import {
+  generateEndpointsForProxy,
+  generateForProxy,
+  generateOutboundClusters,
+  generateProxyOwnResources,
+  outboundClustersKey,
+  proxyGroupKey,
+  proxyInfoFromNode,
+} from './translate/index.js';
+import type { ResourceEncoder } from './resource-encoder.js';
+import { createResourceEncoder } from './resource-encoder.js';
 
 export interface PushStats {
   /** Full regenerations of all groups. */
@@ -18,6 +28,10 @@ export interface PushStats {
   generationErrors: number;
   lastFullPushMs: number;
   groups: number;
+  /** Packed resources kept for reuse across groups and pushes, and how often one was reused. */
+  encoderEntries: number;
+  encoderHits: number;
+  encoderMisses: number;
 }
 
 /**
@@ -44,10 +58,28 @@ export interface Pusher {
   stats(): PushStats;
 }
 
-/** Labels change endpoint assignments only through `failoverPriority`; without it they are left out of the key. */
+/**
+ * Labels (and the proxy's cluster, a topology label) change endpoint assignments only through
+ * `failoverPriority`; without it they are left out of the key.
+ */
 function endpointsKey(p: ProxyInfo, byLabels: boolean): string {
-  const labels = byLabels ? Object.keys(p.labels).sort().map((k) => `${k}=${p.labels[k]}`).join(',') : '';
+  const labels = byLabels ? `${p.cluster}|${Object.keys(p.labels).sort().map((k) => `${k}=${p.labels[k]}`).join(',')}` : '';
   return `${p.role}|${p.proxyless}|${p.network}|${p.locality.region}/${p.locality.zone}/${p.locality.subzone}|${p.namespace}|${labels}`;
+}
+
+/**
+ * Packed outbound clusters and endpoint assignments shared by the groups of one push: groups with equal
+ * `outboundClustersKey` get the same clusters, groups with equal `endpointsKey` the same assignments.
+ * Only ever used for one MeshInputs.
+ */
+interface SharedParts {
+  byLabels: boolean;
+  clusters: Map<string, Any[]>;
+  endpoints: Map<string, Any[]>;
+}
+
+function sharedParts(inputs: MeshInputs): SharedParts {
+  return { byLabels: usesFailoverPriority(inputs), clusters: new Map(), endpoints: new Map() };
 }
 
 function usesFailoverPriority(inputs: MeshInputs): boolean {
@@ -72,24 +104,43 @@ export function createPusher(options: {
   /** The mesh root(s), served as the SDS secret ROOTCA. */
   rootsPem?: () => string;
   now?: () => number;
+  /** Where packed resources are reused from; a new one unless given (tests pass one to look inside). */
+  encoder?: ResourceEncoder;
 }): Pusher {
   const groups = new Map<string, ProxyInfo>();
   const now = options.now ?? (() => performance.now());
-  const stats: PushStats = { fullPushes: 0, endpointPushes: 0, lastEndpointPushMs: 0, generationErrors: 0, lastFullPushMs: 0, groups: 0 };
+  const stats = { fullPushes: 0, endpointPushes: 0, lastEndpointPushMs: 0, generationErrors: 0, lastFullPushMs: 0 };
 
-  const generate = (group: string, proxy: ProxyInfo, inputs: MeshInputs) => {
+  const encoder: ResourceEncoder = options.encoder ?? createResourceEncoder();
+  const pack = (typeUrl: string, values: Iterable<object>): Any[] => [...values].map((v) => encoder.encode(typeUrl, v));
+
+  /** Sidecars and proxyless clients: outbound clusters and endpoints from `shared`, the rest of their own. */
+  const generateParts = (proxy: ProxyInfo, inputs: MeshInputs, shared: SharedParts) => {
+    const input = { ...inputs, proxy };
+    const own = generateProxyOwnResources(input);
+    if (!own) return undefined;
+    const clustersKey = outboundClustersKey(proxy);
+    let clusters = shared.clusters.get(clustersKey);
+    if (!clusters) shared.clusters.set(clustersKey, (clusters = pack(TYPE_URLS.cluster, generateOutboundClusters(input)!.values())));
+    const eKey = endpointsKey(proxy, shared.byLabels);
+    let endpoints = shared.endpoints.get(eKey);
+    if (!endpoints) shared.endpoints.set(eKey, (endpoints = pack(TYPE_URLS.endpoint, generateEndpointsForProxy(input)!.values())));
+    return { own, clusters: [...clusters, ...pack(TYPE_URLS.cluster, own.clusters.values())], endpoints };
+  };
+
+  const generate = (group: string, proxy: ProxyInfo, inputs: MeshInputs, shared: SharedParts = sharedParts(inputs)) => {
     try {
-      const r = generateForProxy({ ...inputs, proxy });
-      const pack = (typeUrl: string, values: Iterable<object>): Any[] => [...values].map((v) => encodeResource(typeUrl, v));
+      const parts = generateParts(proxy, inputs, shared);
+      const r = parts?.own ?? generateForProxy({ ...inputs, proxy });
       options.cache.setSnapshot(
         group,
         createSnapshot({
-          [TYPE_URLS.cluster]: pack(TYPE_URLS.cluster, r.clusters.values()),
-          [TYPE_URLS.endpoint]: pack(TYPE_URLS.endpoint, r.endpoints.values()),
+          [TYPE_URLS.cluster]: parts?.clusters ?? pack(TYPE_URLS.cluster, r.clusters.values()),
+          [TYPE_URLS.endpoint]: parts?.endpoints ?? pack(TYPE_URLS.endpoint, r.endpoints.values()),
           [TYPE_URLS.listener]: pack(TYPE_URLS.listener, r.listeners.values()),
           [TYPE_URLS.route]: pack(TYPE_URLS.route, r.routes.values()),
-          ...(r.nameTable ? { [TYPE_URLS.nameTable]: [encodeResource(TYPE_URLS.nameTable, r.nameTable)] } : {}),
-          ...(options.rootsPem ? { [TYPE_URLS.secret]: [encodeResource(TYPE_URLS.secret, rootCaSecret(options.rootsPem()))] } : {}),
+          ...(r.nameTable ? { [TYPE_URLS.nameTable]: [encoder.encode(TYPE_URLS.nameTable, r.nameTable)] } : {}),
+          ...(options.rootsPem ? { [TYPE_URLS.secret]: [encoder.encode(TYPE_URLS.secret, rootCaSecret(options.rootsPem()))] } : {}),
         }),
       );
     } catch (err) {
@@ -111,32 +162,35 @@ export function createPusher(options: {
     },
     async pushAll(inputs) {
       const t0 = now();
+      const pass = encoder.beginPass();
+      const shared = sharedParts(inputs);
       for (const [group, proxy] of [...groups]) {
         if (groups.get(group) !== proxy) continue;
-        generate(group, proxy, inputs);
+        generate(group, proxy, inputs, shared);
         await new Promise((r) => setImmediate(r));
       }
+      // Whatever no group used in this push belongs to removed services or forgotten groups.
+      encoder.endPass(pass);
       stats.fullPushes++;
       stats.lastFullPushMs = now() - t0;
-      stats.groups = groups.size;
     },
     async pushEndpoints(inputs) {
       const t0 = now();
       // Endpoint assignments depend on the caller's network, locality, namespace (DestinationRule choice)
       // and labels (failoverPriority) only, so groups that agree on those share one encoding per push.
-      const shared = new Map<string, Any[]>();
-      const byLabels = usesFailoverPriority(inputs);
+      const pass = encoder.beginPass();
+      const shared = sharedParts(inputs);
       for (const [group, proxy] of [...groups]) {
         if (groups.get(group) !== proxy) continue;
         try {
-          const key = endpointsKey(proxy, byLabels);
-          let packed = shared.get(key);
+          const key = endpointsKey(proxy, shared.byLabels);
+          let packed = shared.endpoints.get(key);
           if (!packed && proxy.role !== 'router') {
             const endpoints = generateEndpointsForProxy({ ...inputs, proxy });
-            packed = endpoints && [...endpoints.values()].map((v) => encodeResource(TYPE_URLS.endpoint, v));
-            if (packed) shared.set(key, packed);
+            packed = endpoints && pack(TYPE_URLS.endpoint, endpoints.values());
+            if (packed) shared.endpoints.set(key, packed);
           }
-          if (!packed || !options.cache.getSnapshot(group)) generate(group, proxy, inputs);
+          if (!packed || !options.cache.getSnapshot(group)) generate(group, proxy, inputs, shared);
           else options.cache.setEndpoints(group, packed);
         } catch (err) {
           stats.generationErrors++;
@@ -144,15 +198,19 @@ export function createPusher(options: {
         }
         await new Promise((r) => setImmediate(r));
       }
+      // Only endpoint assignments were regenerated: other types' entries are still what snapshots hold.
+      encoder.endPass(pass, [TYPE_URLS.endpoint]);
       stats.endpointPushes++;
       stats.lastEndpointPushMs = now() - t0;
     },
     forget(group) {
       groups.delete(group);
       options.cache.clearSnapshot(group);
-      stats.groups = groups.size;
     },
     proxies: () => groups,
-    stats: () => ({ ...stats, groups: groups.size }),
+    stats: () => {
+      const e = encoder.stats();
+      return { ...stats, groups: groups.size, encoderEntries: e.entries, encoderHits: e.hits, encoderMisses: e.misses };
+    },
   };
 }

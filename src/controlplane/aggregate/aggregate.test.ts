@@ -174,3 +174,29 @@ test('a WorkloadEntry port named after the service port overrides targetPort', (
   const view = aggregate([reg], { localCluster: 'c' });
   assert.equal(view.endpoints('httpbin.default.svc.cluster.local', 8000)[0]!.port, 8080);
 });
+
+test('selectors pick workloads of their own namespace carrying every selected label, in registry order', () => {
+  const selecting = (name: string, selector: Record<string, string>): Resource => ({
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name, namespace: 'sample' },
+    spec: { selector, ports: [{ name: 'http', port: 80, targetPort: 8080 }] },
+  });
+  const c1 = buildClusterRegistry({ clusterId: 'c1', network: 'n' }, [
+    selecting('v1-only', { app: 'hw', version: 'v1' }),
+    selecting('all-hw', { app: 'hw' }),
+    selecting('nothing', { app: 'hw', version: 'v9' }),
+    selecting('everyone', {}),
+    workload('sample', 'b', '10.0.0.2', { app: 'hw', version: 'v1' }),
+    workload('sample', 'a', '10.0.0.1', { app: 'hw', version: 'v2' }),
+    workload('sample', 'c', '10.0.0.3', { app: 'hw', version: 'v1', extra: 'x' }),
+    workload('other', 'd', '10.0.0.4', { app: 'hw', version: 'v1' }),
+    workload('sample', 'e', '10.0.0.5', { version: 'v1' }),
+  ]);
+  const view = aggregate([c1], { localCluster: 'c1' });
+  const names = (svc: string) => view.endpoints(`${svc}.sample.svc.cluster.local`, 80).map((e) => e.workload.name);
+  assert.deepEqual(names('v1-only'), ['b', 'c']);
+  assert.deepEqual(names('all-hw'), ['b', 'a', 'c']);
+  assert.deepEqual(names('nothing'), []);
+  assert.deepEqual(names('everyone'), ['b', 'a', 'c', 'e']);
+});

@@ -62,13 +62,12 @@ export function aggregate(registries: readonly ClusterRegistry[], options: Aggre
     const remote = registry.clusterId !== options.localCluster;
     workloads.push(...registry.workloads);
     gateways.push(...registry.gateways);
+    const index = indexWorkloads(registry.workloads);
     for (const svc of registry.services) {
       if (remote && isClusterLocal(svc.hostname)) continue;
       mergeService(services, conflicts, registry.clusterId, svc);
       if (!svc.selector) continue;
-      const selected = registry.workloads.filter(
-        (w) => w.namespace === svc.namespace && selectorMatches(svc.selector!, w.labels),
-      );
+      const selected = selectWorkloads(index, svc.namespace, svc.selector);
       for (const port of svc.ports) {
         const key = hostPortKey(svc.hostname, port.port);
         const list = byHostPort.get(key) ?? [];
@@ -93,6 +92,46 @@ export function aggregate(registries: readonly ClusterRegistry[], options: Aggre
     workloads,
     endpoints: (hostname, port) => byHostPort.get(hostPortKey(hostname, port)) ?? [],
   };
+}
+
+/** A registry's workloads by namespace, and within it by `key=value` label, each list in registry order. */
+type WorkloadIndex = Map<string, { all: Workload[]; byLabel: Map<string, Workload[]> }>;
+
+function indexWorkloads(workloads: readonly Workload[]): WorkloadIndex {
+  const index: WorkloadIndex = new Map();
+  for (const w of workloads) {
+    let ns = index.get(w.namespace);
+    if (!ns) index.set(w.namespace, (ns = { all: [], byLabel: new Map() }));
+    ns.all.push(w);
+    for (const [k, v] of Object.entries(w.labels)) {
+      const key = labelKey(k, v);
+      const list = ns.byLabel.get(key);
+      if (list) list.push(w);
+      else ns.byLabel.set(key, [w]);
+    }
+  }
+  return index;
+}
+
+/**
+ * The workloads of `namespace` a selector matches, in registry order. Matching every service against every
+ * workload made each rebuild cost services × workloads; the candidates here are those carrying the
+ * selector's rarest label, which every match must carry.
+ */
+function selectWorkloads(index: WorkloadIndex, namespace: string, selector: Record<string, string>): Workload[] {
+  const ns = index.get(namespace);
+  if (!ns) return [];
+  let candidates = ns.all;
+  for (const [k, v] of Object.entries(selector)) {
+    const list = ns.byLabel.get(labelKey(k, v));
+    if (!list) return [];
+    if (list.length < candidates.length) candidates = list;
+  }
+  return candidates.filter((w) => selectorMatches(selector, w.labels));
+}
+
+function labelKey(k: string, v: string): string {
+  return `${k}\0${v}`;
 }
 
 function mergeService(

@@ -55,14 +55,51 @@ export function generateForProxy(input: GenerateInput): ProxyResources {
  */
 export function generateEndpointsForProxy(input: GenerateInput): Map<string, ClusterLoadAssignment> | undefined {
   if (input.proxy.role === 'router') return undefined;
-  const index = createConfigIndex(input.config, input.mesh.domainSuffix);
+  return generateServiceResources(input, createConfigIndex(input.config, input.mesh.domainSuffix), 'endpoints').endpoints;
+}
+
+/**
+ * Only the outbound clusters of a sidecar or proxyless client (`outbound|port|subset|host`, one per service
+ * port and subset), without inbound or passthrough clusters. They depend on the proxy only through
+ * `outboundClustersKey`, so proxy groups that agree on it can share them. Undefined for gateways.
+ */
+export function generateOutboundClusters(input: GenerateInput): Map<string, Cluster> | undefined {
+  if (input.proxy.role === 'router') return undefined;
+  return generateServiceResources(input, createConfigIndex(input.config, input.mesh.domainSuffix), 'clusters').clusters;
+}
+
+/**
+ * What of the proxy `generateOutboundClusters` reads: the namespace (which DestinationRule applies, and
+ * its subsets) and whether it is a proxyless client (plaintext). Proxies with equal keys get equal clusters
+ * from equal inputs.
+ */
+export function outboundClustersKey(proxy: ProxyInfo): string {
+  return `${proxy.role}|${proxy.proxyless}|${proxy.namespace}`;
+}
+
+/**
+ * Everything of a sidecar or proxyless client except its outbound clusters and its endpoint assignments:
+ * listeners, routes, inbound and passthrough clusters, the name table. With `generateOutboundClusters`
+ * and `generateEndpointsForProxy` it makes up exactly what `generateForProxy` returns. Undefined for gateways.
+ */
+export function generateProxyOwnResources(input: GenerateInput): ProxyResources | undefined {
+  if (input.proxy.role === 'router') return undefined;
+  return generateSidecar(input, createConfigIndex(input.config, input.mesh.domainSuffix), 'none');
+}
+
+/** The per-service part of a sidecar's resources: outbound clusters, endpoint assignments or both. */
+function generateServiceResources(input: GenerateInput, index: ConfigIndex, mode: ServiceMode): ProxyResources {
   const out: ProxyResources = { clusters: new Map(), endpoints: new Map(), listeners: new Map(), routes: new Map() };
-  for (const svc of input.view.services.values()) {
+  for (const svc of sortedServices(input.view)) {
     for (const port of svc.ports) {
-      for (const subset of subsetsOf(index, svc, input.proxy.namespace)) addServiceClustersAndEndpoints(out, input, index, svc, port, subset, 'cluster', true);
+      for (const subset of subsetsOf(index, svc, input.proxy.namespace)) addServiceClustersAndEndpoints(out, input, index, svc, port, subset, 'cluster', mode);
     }
   }
-  return out.endpoints;
+  return out;
+}
+
+function sortedServices(view: MeshView): MeshService[] {
+  return [...view.services.values()].sort((a, b) => a.hostname.localeCompare(b.hostname));
 }
 
 /**
@@ -85,6 +122,9 @@ function spiffe(trustDomain: string, ns: string, sa: string): string {
   return `spiffe://${trustDomain}/ns/${ns}/sa/${sa}`;
 }
 
+/** Which per-service resources to build: both, only clusters, only endpoint assignments, or neither. */
+type ServiceMode = 'all' | 'clusters' | 'endpoints' | 'none';
+
 function subsetsOf(index: ConfigIndex, svc: MeshService, proxyNs: string): Array<{ name: string; labels?: Record<string, string> }> {
   return [{ name: '' }, ...(index.destinationRuleFor(svc.hostname, proxyNs, svc.namespace)?.spec?.subsets ?? [])];
 }
@@ -97,7 +137,7 @@ function addServiceClustersAndEndpoints(
   port: ServicePort,
   subset: { name: string; labels?: Record<string, string> },
   naming: 'cluster' | 'sni',
-  endpointsOnly = false,
+  mode: ServiceMode = 'all',
 ): void {
   const { proxy, view, mesh } = input;
   const rule = index.destinationRuleFor(svc.hostname, proxy.namespace, svc.namespace);
@@ -108,7 +148,7 @@ function addServiceClustersAndEndpoints(
   const endpoints = view.endpoints(svc.hostname, port.port).filter((e) => !subset.labels || selectorMatches(subset.labels, e.workload.labels));
   const identities = [...new Set(endpoints.map((e) => spiffe(mesh.trustDomain, e.workload.namespace, e.workload.serviceAccount)))].sort();
 
-  if (endpointsOnly) {
+  if (mode === 'endpoints') {
     // Clusters stay as they are: only the assignment below is rebuilt.
   } else if (gateway) {
     // The gateway only forwards bytes: no TLS of its own, the sidecars' mTLS passes through untouched.
@@ -117,6 +157,7 @@ function addServiceClustersAndEndpoints(
     const cluster = buildOutboundCluster({ service: svc, port, subset: subset.name, policy, identities, plaintext: proxy.proxyless });
     out.clusters.set(name, cluster);
   }
+  if (mode === 'clusters') return;
   const groups = endpointsForProxy(view, svc.hostname, port.port, subset.labels, {
     network: proxy.network,
     ...(gateway ? { requestedNetworkView: proxy.requestedNetworkView.length ? proxy.requestedNetworkView : [proxy.network] } : {}),
@@ -131,16 +172,19 @@ function addServiceClustersAndEndpoints(
   out.endpoints.set(name, buildClusterLoadAssignment(name, prioritized));
 }
 
-function generateSidecar(input: GenerateInput, index: ConfigIndex): ProxyResources {
+/** `perService`: which per-service resources to include ('none' leaves them to the shared generators above). */
+function generateSidecar(input: GenerateInput, index: ConfigIndex, perService: ServiceMode = 'all'): ProxyResources {
   const { proxy, view } = input;
   const out: ProxyResources = { clusters: new Map(), endpoints: new Map(), listeners: new Map(), routes: new Map() };
-  const services = [...view.services.values()].sort((a, b) => a.hostname.localeCompare(b.hostname));
+  const services = sortedServices(view);
   const caller = { namespace: proxy.namespace, labels: proxy.labels };
 
   const byPort = new Map<number, { protocol: ServicePort['protocol']; services: MeshService[] }>();
   for (const svc of services) {
     for (const port of svc.ports) {
-      for (const subset of subsetsOf(index, svc, proxy.namespace)) addServiceClustersAndEndpoints(out, input, index, svc, port, subset, 'cluster');
+      if (perService !== 'none') {
+        for (const subset of subsetsOf(index, svc, proxy.namespace)) addServiceClustersAndEndpoints(out, input, index, svc, port, subset, 'cluster', perService);
+      }
       const entry = byPort.get(port.port) ?? { protocol: port.protocol, services: [] };
       // Mixed protocols on one port: treat it as unknown and let the proxy sniff, as Istio does.
       if (entry.protocol !== port.protocol) entry.protocol = 'UNKNOWN';

@@ -1,5 +1,12 @@
 /** Translation: the mesh model and Istio config in, Envoy v3 resources for one proxy out. Pure functions. */
-export { generateForProxy, generateEndpointsForProxy, identitySignature } from './generate.js';
+export {
+  generateForProxy,
+  generateEndpointsForProxy,
+  generateOutboundClusters,
+  generateProxyOwnResources,
+  identitySignature,
+  outboundClustersKey,
+} from './generate.js';
 export type { GenerateInput, ProxyResources } from './generate.js';
 export { proxyInfoFromNode, proxyGroupKey } from './proxy-info.js';
 export type { ProxyInfo, ProxyRole } from './proxy-info.js';
