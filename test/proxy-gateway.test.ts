@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { createSniPassthroughGateway } from '../src/proxy/gateway/index.js';
 import { outboundSni } from '../src/xds/index.js';
 import type { OutboundSni } from '../src/xds/index.js';
-import type { Endpoint, SniPassthroughGateway } from '../src/proxy/gateway/index.js';
+import type { Endpoint, GatewayTcpEvent, SniPassthroughGateway } from '../src/proxy/gateway/index.js';
 import type { AccessLogRecord } from '../src/proxy/telemetry/index.js';
 import { createTestPki } from './proxy-certs.js';
 import { manualClock } from './proxy-clock.js';
@@ -320,4 +320,67 @@ test('timeouts run on the injected clock: a silent client is refused, a hanging 
   await onLog;
   assert.deepEqual(dials, [1, httpbin.endpoint.port]);
   assert.equal(logs[1]!.upstream_host, `127.0.0.1:${httpbin.endpoint.port}`);
+});
+
+test('close() drains: no new connections, live ones may finish within the drain time, the rest are reset', async () => {
+  const clock = manualClock();
+  const events: GatewayTcpEvent[] = [];
+  const gw = createSniPassthroughGateway({
+    port: 0,
+    host: '127.0.0.1',
+    clock,
+    drainTimeoutMs: 1000,
+    tcpReportIntervalMs: 100,
+    onTcp: (e) => events.push(e),
+    resolve: (t) => (t.fqdn === 'httpbin.default.svc.cluster.local' ? [httpbin.endpoint] : undefined),
+  });
+  gateways.push(gw);
+  const { port } = await gw.listen();
+
+  /** A session left open: resolves once the backend has said hello through the gateway. */
+  const open = async (): Promise<{ s: tls.TLSSocket; text: () => string; closed: Promise<Error | undefined> }> => {
+    const s = tls.connect({ host: '127.0.0.1', port, servername: httpbinSni, ca: [pki.rootPem], key: clientLeaf.key, cert: clientLeaf.cert, ALPNProtocols: ['istio'], checkServerIdentity: () => undefined });
+    let text = '';
+    let err: Error | undefined;
+    s.on('data', (d: Buffer) => (text += d.toString()));
+    s.on('error', (e) => (err = e));
+    const closed = new Promise<Error | undefined>((r) => s.once('close', () => r(err)));
+    while (!text.includes('\n')) await new Promise((r) => setTimeout(r, 5));
+    return { s, text: () => text, closed };
+  };
+  const a = await open();
+  const b = await open();
+  a.s.write('ping');
+  while (!a.text().endsWith('ping')) await new Promise((r) => setTimeout(r, 5));
+  // Bytes are reported while the connection is open, not only at its end.
+  clock.advance(100);
+  const flowing = events.filter((e) => e.phase === 'bytes' && e.sni === httpbinSni);
+  assert.ok(flowing.reduce((n, e) => n + e.received, 0) > 0, `bytes reported while open: ${JSON.stringify(events)}`);
+  assert.equal(events.filter((e) => e.phase === 'closed').length, 0);
+
+  let drained = false;
+  const closing = gw.close().then(() => (drained = true));
+  // Not accepting any more.
+  const refused = await new Promise<string>((resolve) => {
+    const c = net.connect(port, '127.0.0.1');
+    c.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
+    c.on('connect', () => resolve('connected'));
+  });
+  assert.equal(refused, 'ECONNREFUSED');
+  // A live connection finishes normally: the backend's trailer after our FIN still arrives.
+  a.s.end();
+  assert.equal(await a.closed, undefined);
+  assert.ok(a.text().endsWith('ping' + 'bye\n'), a.text());
+  assert.equal(drained, false, 'b is still open');
+  assert.equal(gw.connectionCount(), 1);
+  // The drain time runs out: what is left is reset.
+  clock.advance(1000);
+  const bErr = await b.closed;
+  await closing;
+  assert.equal(gw.connectionCount(), 0);
+  assert.ok(bErr === undefined || /ECONNRESET|socket hang up/.test(bErr.message), String(bErr));
+  assert.equal(events.filter((e) => e.phase === 'opened').length, 2);
+  assert.equal(events.filter((e) => e.phase === 'closed').length, 2);
+  const total = events.reduce((n, e) => n + e.sent, 0);
+  assert.ok(total > 0);
 });

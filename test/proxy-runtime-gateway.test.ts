@@ -136,3 +136,66 @@ test('gateway runtime: routes control-plane SNIs to EDS endpoints across replica
   const clusters = (await httpRequest(`http://127.0.0.1:${started[0]!.admin!.port}/clusters`)).body;
   assert.match(clusters, new RegExp(`^${SNI.replace(/\./g, '\\.')}::127\\.0\\.0\\.2:${backends.port}::health_flags::/eds_status_unhealthy$`, 'm'));
 });
+
+async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const { port } = s.address() as net.AddressInfo;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+test('gateway runtime: without a pinned port it listens on the LDS listener\'s port and follows it when it moves', async (t) => {
+  const pki = await createTestPki();
+  const leaf = await pki.issue({ spiffe: 'spiffe://cluster.local/ns/default/sa/httpbin' });
+  const backends = await startBackends(leaf.cert, leaf.key);
+  const m = buildMesh(backends.port);
+  const cache = createSnapshotCache();
+  const running = await startAds({ cache, nodeGroup: (node) => proxyGroupKey(proxyInfoFromNode(node)) });
+  const proxy = createProxy({
+    role: 'eastwest-gateway',
+    discoveryAddress: running.address,
+    ip: '127.0.0.10',
+    podName: 'istio-eastwestgateway-1',
+    namespace: 'istio-system',
+    serviceAccount: 'istio-eastwestgateway',
+    cluster: 'ack-2',
+    network: 'network2',
+    labels: { istio: 'eastwestgateway' },
+    admin: { port: 0, statusPort: false },
+    gateway: { host: '127.0.0.1' },
+  });
+  t.after(async () => {
+    await proxy.close();
+    running.stop();
+    for (const s of backends.servers) s.close();
+  });
+  const withPort = (port: number) => {
+    const s = snapshotFor(proxy.node, m);
+    const listeners = [...s.resources.listeners.values()] as Array<{ name: string; address: { socket_address: { port_value: number } } }>;
+    assert.deepEqual(listeners.map((l) => [l.name, l.address.socket_address.port_value]), [['0.0.0.0_15443', 15443]], 'the control plane sends 15443');
+    listeners[0]!.address.socket_address.port_value = port;
+    return { group: s.group, snapshot: toSnapshot(s.resources) };
+  };
+  const p1 = await freePort();
+  const first = withPort(p1);
+  cache.setSnapshot(first.group, first.snapshot);
+  const addresses = await proxy.start();
+  await proxy.whenReady();
+  assert.equal(addresses.gateway?.port, p1);
+  assert.match(await dial(p1, SNI, pki.rootPem), /^httpbin-[12]$/);
+
+  const p2 = await freePort();
+  const moved = withPort(p2);
+  cache.setSnapshot(moved.group, moved.snapshot);
+  await eventually('the new listener version', () => (proxy.versions().get(TYPE_URLS.listener)?.version === moved.snapshot.version(TYPE_URLS.listener) ? true : undefined));
+  // The new port is bound before the update is acknowledged as ready; allow the bind a moment.
+  let answer = '';
+  for (let i = 0; i < 100 && !/^httpbin-[12]$/.test(answer); i++) {
+    answer = await dial(p2, SNI, pki.rootPem);
+    if (!/^httpbin-[12]$/.test(answer)) await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.match(answer, /^httpbin-[12]$/);
+  assert.equal(await dial(p1, SNI, pki.rootPem), 'error:ECONNREFUSED', 'the old port was drained and closed');
+  assert.equal(addresses.gateway?.port, p2);
+});

@@ -37,7 +37,7 @@ export interface ProxyFlags {
   dnsPort: string;
   dnsUpstream?: string[];
   dnsCapture: string;
-  gatewayPort: string;
+  gatewayPort?: string;
   accessLog?: string;
   capture?: boolean;
   xdsTls?: boolean;
@@ -112,7 +112,8 @@ export function proxyOptionsFromFlags(f: ProxyFlags, cwd: string, readFile: (p: 
   const adminPort = portFlag('--admin-port', f.adminPort, problems);
   const statusPort = portFlag('--status-port', f.statusPort, problems);
   const dnsPort = portFlag('--dns-port', f.dnsPort, problems);
-  const gatewayPort = portFlag('--gateway-port', f.gatewayPort, problems);
+  // Without the flag the gateway listens where the control plane's listeners say (15443 by default).
+  const gatewayPort = f.gatewayPort === undefined ? undefined : portFlag('--gateway-port', f.gatewayPort, problems);
   if (f.dnsCapture !== 'true' && f.dnsCapture !== 'false') problems.push(`--dns-capture: must be true or false (got "${f.dnsCapture}")`);
   const dnsCapture = f.dnsCapture !== 'false';
   if (f.locality !== undefined && !/^[^/]+(\/[^/]*){0,2}$/.test(f.locality)) problems.push(`--locality: expected region/zone/subzone (got "${f.locality}")`);
@@ -203,7 +204,7 @@ export function registerProxy(program: Command, ctx: CliContext): void {
     .option('--dns-port <port>', 'DNS proxy port (sidecar)', '15053')
     .option('--dns-upstream <ip[:port]>', 'resolver for non-mesh names; repeatable (default: /etc/resolv.conf)', collect)
     .option('--dns-capture <true|false>', 'answer the pod\'s DNS from the mesh name table (Istio\'s ISTIO_META_DNS_CAPTURE); false: no DNS proxy, port 53 not captured', 'true')
-    .option('--gateway-port <port>', 'east-west gateway listener port', '15443')
+    .option('--gateway-port <port>', 'east-west gateway: listen on this port instead of the LDS listeners\' ports (15443 by default)')
     .option('--access-log <file>', 'append JSON access log lines here (default: stdout)')
     .option('--capture', 'install iptables capture in this network namespace (root); removed on exit')
     .option('--xds-tls', 'TLS to the control plane even on a port other than 15012')

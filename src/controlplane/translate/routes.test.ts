@@ -35,7 +35,53 @@ test('routes: without a VirtualService, one default route to the service cluster
   assert.equal(r!.route.cluster, `outbound|5000||${HOST}`);
   assert.deepEqual(r!.match, { prefix: '/' });
   assert.equal(r!.route.retry_policy.num_retries.value, 2);
+  assert.deepEqual(r!.route.retry_policy.retriable_status_codes, [503], 'Istio retries a 503 by default');
 });
+
+const PREVIOUS_HOSTS = [{ name: 'envoy.retry_host_predicates.previous_hosts', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate' } }];
+const DEFAULT_ON = 'connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes';
+const DEFAULT_POLICY = { retry_on: DEFAULT_ON, num_retries: { value: 2 }, retriable_status_codes: [503], retry_host_predicate: PREVIOUS_HOSTS, host_selection_retry_max_attempts: 5 };
+
+const retryCases: Array<{ name: string; retries?: NonNullable<VirtualServiceSpec['http']>[number]['retries']; hashed?: boolean; want: Record<string, unknown> | undefined }> = [
+  { name: 'no retries: Istio default, 503 included', want: DEFAULT_POLICY },
+  { name: 'attempts 0 disables retries', retries: { attempts: 0 }, want: undefined },
+  { name: 'attempts only: default conditions and 503, attempts replaced', retries: { attempts: 5 }, want: { ...DEFAULT_POLICY, num_retries: { value: 5 } } },
+  {
+    name: 'retryOn replaces conditions and codes',
+    retries: { attempts: 3, retryOn: '5xx,connect-failure' },
+    want: { retry_on: '5xx,connect-failure', num_retries: { value: 3 }, retry_host_predicate: PREVIOUS_HOSTS, host_selection_retry_max_attempts: 5 },
+  },
+  {
+    name: 'bare codes in retryOn become retriable_status_codes',
+    retries: { attempts: 1, retryOn: 'gateway-error,502,504', perTryTimeout: '2s' },
+    want: { retry_on: 'gateway-error,retriable-status-codes', num_retries: { value: 1 }, retriable_status_codes: [502, 504], per_try_timeout: { seconds: 2, nanos: 0 }, retry_host_predicate: PREVIOUS_HOSTS, host_selection_retry_max_attempts: 5 },
+  },
+  {
+    name: 'retryRemoteLocalities adds previous_priorities',
+    retries: { attempts: 2, retryRemoteLocalities: true },
+    want: {
+      ...DEFAULT_POLICY,
+      retry_priority: {
+        name: 'envoy.retry_priorities.previous_priorities',
+        typed_config: { '@type': 'type.googleapis.com/envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig', update_frequency: 2 },
+      },
+    },
+  },
+  { name: 'consistent hashing: default policy without previous_hosts', hashed: true, want: { retry_on: DEFAULT_ON, num_retries: { value: 2 }, retriable_status_codes: [503], host_selection_retry_max_attempts: 5 } },
+];
+
+for (const c of retryCases) {
+  test(`routes: retry policy: ${c.name}`, () => {
+    const drs = c.hashed ? [dr({ host: 'helloworld', trafficPolicy: { loadBalancer: { consistentHash: { httpHeaderName: 'x-user' } } } })] : [];
+    const [r] = routesFor([vs({ hosts: ['helloworld'], http: [{ ...(c.retries ? { retries: c.retries } : {}), route: [{ destination: { host: 'helloworld' } }] }] })], drs);
+    assert.deepEqual(r!.route.retry_policy, c.want);
+    if (c.retries === undefined) {
+      // Without any VirtualService the default route carries the same policy.
+      const [d] = routesFor([], drs);
+      assert.deepEqual(d!.route.retry_policy, c.want);
+    }
+  });
+}
 
 test('routes: 90/10 weights between subsets become weighted clusters', () => {
   const [r] = routesFor([

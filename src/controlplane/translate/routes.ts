@@ -19,13 +19,23 @@ export interface RouteCaller {
   labels: Readonly<Record<string, string>>;
 }
 
-/** The default retry policy Istio gives every HTTP route without `retries`. */
-const DEFAULT_RETRY = {
-  retry_on: 'connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes',
-  num_retries: { value: 2 },
-  retry_host_predicate: [{ name: 'envoy.retry_host_predicates.previous_hosts', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate' } }],
-  host_selection_retry_max_attempts: 5,
-};
+const DEFAULT_RETRY_ON = 'connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes';
+const PREVIOUS_HOSTS = [{ name: 'envoy.retry_host_predicates.previous_hosts', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate' } }];
+
+/**
+ * Istio's default retry policy (`retry.DefaultPolicy`): 2 retries on connect failures, refused streams,
+ * `unavailable`, `cancelled` and a 503, preferring hosts not tried yet. With consistent hashing the
+ * previous-hosts predicate is left out, so a retry stays on the hashed host (`DefaultConsistentHashPolicy`).
+ */
+function defaultRetry(consistentHash: boolean): Obj {
+  return {
+    retry_on: DEFAULT_RETRY_ON,
+    num_retries: { value: 2 },
+    retriable_status_codes: [503],
+    ...(consistentHash ? {} : { retry_host_predicate: PREVIOUS_HOSTS }),
+    host_selection_retry_max_attempts: 5,
+  };
+}
 
 /** Outbound cluster names, as `outbound|port|subset|fqdn`. */
 export function outboundCluster(port: number, subset: string, hostname: string): string {
@@ -101,10 +111,11 @@ export function buildRoutes(svc: MeshService, port: number, index: ConfigIndex, 
     }
   }
   if (routes.length === 0) {
+    const hash = hashPolicy(svc.hostname, '', port, index, caller.namespace, svc.namespace);
     routes.push({
       name: 'default',
       match: { prefix: '/' },
-      route: { cluster: outboundCluster(port, '', svc.hostname), timeout: durationFromMs(0), retry_policy: DEFAULT_RETRY, ...hashPolicy(svc.hostname, '', port, index, caller.namespace, svc.namespace) },
+      route: { cluster: outboundCluster(port, '', svc.hostname), timeout: durationFromMs(0), retry_policy: defaultRetry(hash.hash_policy !== undefined), ...hash },
     });
   }
   return routes;
@@ -172,7 +183,6 @@ function routeAction(http: HTTPRoute, svc: MeshService, port: number, index: Con
     };
   }
   route.timeout = protoDuration(http.timeout) ?? durationFromMs(0);
-  route.retry_policy = http.retries ? retryPolicy(http.retries) : DEFAULT_RETRY;
   if (http.rewrite?.uri !== undefined) route.prefix_rewrite = http.rewrite.uri;
   if (http.rewrite?.authority !== undefined) route.host_rewrite_literal = http.rewrite.authority;
   const mirror = http.mirror;
@@ -188,23 +198,39 @@ function routeAction(http: HTTPRoute, svc: MeshService, port: number, index: Con
     const host = resolveHost(first.host, vsNamespace, index.domainSuffix);
     Object.assign(route, hashPolicy(host, first.subset ?? '', first.port?.number ?? port, index, callerNamespace, host.split('.')[1] ?? vsNamespace));
   }
+  const retry = retryPolicy(http.retries, route.hash_policy !== undefined);
+  if (retry) route.retry_policy = retry;
   return { route, ...headerOps, ...perFilter };
 }
 
-/** Istio's `retryOn` takes Envoy retry conditions and bare status codes (`503`), which Envoy wants apart. */
-function retryPolicy(r: NonNullable<HTTPRoute['retries']>): Obj {
-  const parts = (r.retryOn ?? 'connect-failure,refused-stream,unavailable,cancelled,5xx').split(',').map((s) => s.trim()).filter(Boolean);
-  const codes = parts.filter((p) => /^\d{3}$/.test(p)).map(Number);
-  const conditions = parts.filter((p) => !/^\d{3}$/.test(p));
-  if (codes.length && !conditions.includes('retriable-status-codes')) conditions.push('retriable-status-codes');
-  return {
-    retry_on: conditions.join(','),
-    num_retries: { value: r.attempts },
-    ...(r.perTryTimeout ? { per_try_timeout: protoDuration(r.perTryTimeout) } : {}),
-    ...(codes.length ? { retriable_status_codes: codes } : {}),
-    retry_host_predicate: DEFAULT_RETRY.retry_host_predicate,
-    host_selection_retry_max_attempts: 5,
-  };
+/**
+ * Istio's `retry.ConvertPolicy`: no `retries` gives the default policy; `attempts: 0` gives no policy at
+ * all; otherwise the default with `attempts`, and `retryOn` (if set) replacing both the conditions and the
+ * status codes. `retryOn` mixes Envoy conditions with bare status codes (`503`), which Envoy wants apart.
+ */
+function retryPolicy(r: HTTPRoute['retries'], consistentHash: boolean): Obj | undefined {
+  const out = defaultRetry(consistentHash);
+  if (!r) return out;
+  if (r.attempts <= 0) return undefined;
+  out.num_retries = { value: r.attempts };
+  if (r.retryOn) {
+    const parts = r.retryOn.split(',').map((s) => s.trim()).filter(Boolean);
+    const isCode = (p: string): boolean => /^\d{3}$/.test(p) && Number(p) >= 100 && Number(p) <= 599;
+    const codes = parts.filter(isCode).map(Number);
+    const conditions = parts.filter((p) => !isCode(p));
+    if (codes.length && !conditions.includes('retriable-status-codes')) conditions.push('retriable-status-codes');
+    out.retry_on = conditions.join(',');
+    if (codes.length) out.retriable_status_codes = codes;
+    else delete out.retriable_status_codes;
+  }
+  if (r.perTryTimeout) out.per_try_timeout = protoDuration(r.perTryTimeout);
+  if (r.retryRemoteLocalities) {
+    out.retry_priority = {
+      name: 'envoy.retry_priorities.previous_priorities',
+      typed_config: { '@type': 'type.googleapis.com/envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig', update_frequency: 2 },
+    };
+  }
+  return out;
 }
 
 function faultConfig(f: NonNullable<HTTPRoute['fault']>): Obj {

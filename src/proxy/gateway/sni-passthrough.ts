@@ -49,9 +49,30 @@ export interface SniPassthroughGatewayOptions {
   maxConnections?: number;
   /** Upstream dialer, injectable for tests; default net.connect with half-close allowed. */
   connect?(endpoint: Endpoint): net.Socket;
+  /** How long close() lets live connections finish before resetting them; default 5 s (Istio's drain duration). */
+  drainTimeoutMs?: number;
+  /**
+   * TCP telemetry while bytes flow: `opened` once, `bytes` deltas every `tcpReportIntervalMs` while the
+   * connection is open and once at its end, then `closed`. A refused connection reports all three at once.
+   */
+  onTcp?(event: GatewayTcpEvent): void;
+  /** Period of `bytes` reports for open connections; default 5 s (Istio's tcp_reporting_duration). */
+  tcpReportIntervalMs?: number;
 }
 
-/** A running gateway. Listening starts with listen(); close() stops accepting and resets live connections. */
+/** One TCP telemetry event; `sent`/`received` are downstream bytes since the previous event of this connection. */
+export interface GatewayTcpEvent {
+  phase: 'opened' | 'bytes' | 'closed';
+  sni: string | undefined;
+  responseFlags: string;
+  sent: number;
+  received: number;
+}
+
+/**
+ * A running gateway. Listening starts with listen(). close() drains: it stops accepting at once, lets live
+ * connections finish for up to `drainTimeoutMs`, then resets the rest; it resolves when all are gone.
+ */
 export interface SniPassthroughGateway {
   listen(): Promise<AddressInfo>;
   /** The bound address once listening. */
@@ -75,8 +96,19 @@ function validate(options: SniPassthroughGatewayOptions): void {
     problems.push({ path: 'port', message: `must be an integer 0..65535 (got ${String(options.port)})` });
   }
   if (typeof options.resolve !== 'function') problems.push({ path: 'resolve', message: 'must be a function' });
-  for (const name of ['peekTimeoutMs', 'maxClientHelloBytes', 'connectTimeoutMs', 'maxConnectAttempts', 'idleTimeoutMs', 'maxConnections'] as const) positive(name);
+  for (const name of ['peekTimeoutMs', 'maxClientHelloBytes', 'connectTimeoutMs', 'maxConnectAttempts', 'idleTimeoutMs', 'maxConnections', 'tcpReportIntervalMs'] as const) positive(name);
+  const drain = options.drainTimeoutMs;
+  if (drain !== undefined && (typeof drain !== 'number' || !Number.isFinite(drain) || drain < 0)) {
+    problems.push({ path: 'drainTimeoutMs', message: `must be a number >= 0 (got ${String(drain)})` });
+  }
   if (problems.length > 0) throw new ValidationError(problems.map((p) => ({ resource: 'SniPassthroughGateway', ...p })));
+}
+
+/** Closes with a TCP RST where Node can (`resetAndDestroy`), as Envoy resets connections left after a drain. */
+function reset(s: net.Socket): void {
+  if (s.destroyed) return;
+  if (typeof s.resetAndDestroy === 'function') s.resetAndDestroy();
+  else s.destroy();
 }
 
 export function createSniPassthroughGateway(options: SniPassthroughGatewayOptions): SniPassthroughGateway {
@@ -89,16 +121,36 @@ export function createSniPassthroughGateway(options: SniPassthroughGatewayOption
   const maxAttempts = options.maxConnectAttempts ?? 3;
   const idleTimeoutMs = options.idleTimeoutMs ?? 3_600_000;
   const dial = options.connect ?? ((ep: Endpoint) => net.connect({ host: ep.address, port: ep.port, allowHalfOpen: true }));
+  const drainTimeoutMs = options.drainTimeoutMs ?? 5_000;
+  const reportEveryMs = options.tcpReportIntervalMs ?? 5_000;
   const cursors = new Map<string, number>();
   const live = new Set<net.Socket>();
+  /** Upstream sockets of live connections, reset with them when the drain time runs out. */
+  const liveUp = new Set<net.Socket>();
+  let onDrained: (() => void) | undefined;
+  /** Connection handlers still running: a drain also waits for their access log and telemetry. */
+  let handling = 0;
+  const checkDrained = (): void => {
+    if (live.size === 0 && handling === 0) onDrained?.();
+  };
+  let closing: Promise<void> | undefined;
 
   const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (down) => {
     live.add(down);
-    down.once('close', () => live.delete(down));
-    void handle(down).catch((err: unknown) => {
-      logger.error('gateway connection handler failed', { error: String(err) });
-      down.destroy();
+    handling++;
+    down.once('close', () => {
+      live.delete(down);
+      checkDrained();
     });
+    void handle(down)
+      .catch((err: unknown) => {
+        logger.error('gateway connection handler failed', { error: String(err) });
+        down.destroy();
+      })
+      .finally(() => {
+        handling--;
+        checkDrained();
+      });
   });
 
   if (options.maxConnections !== undefined) server.maxConnections = options.maxConnections;
@@ -121,9 +173,24 @@ export function createSniPassthroughGateway(options: SniPassthroughGatewayOption
       } as AccessLogRecord);
       options.onLog?.(record);
     };
+    // Telemetry deltas: what the downstream socket counted since the last report.
+    let reportedSent = 0;
+    let reportedReceived = 0;
+    const tcp = (phase: GatewayTcpEvent['phase'], sni: string | undefined, responseFlags: string): void => {
+      if (!options.onTcp) return;
+      const sent = down.bytesWritten - reportedSent;
+      const received = down.bytesRead - reportedReceived;
+      reportedSent += sent;
+      reportedReceived += received;
+      options.onTcp({ phase, sni, responseFlags, sent, received });
+    };
     const refuse = (flags: string, why: string, fields: Partial<AccessLogRecord> = {}): void => {
       logger.info('gateway refused connection', { reason: why, remote: base.downstream_remote_address, sni: fields.requested_server_name ?? null });
       down.destroy();
+      const sni = fields.requested_server_name ?? undefined;
+      tcp('opened', sni, flags);
+      tcp('bytes', sni, flags);
+      tcp('closed', sni, flags);
       emit({ response_flags: flags, ...fields });
     };
 
@@ -161,10 +228,25 @@ export function createSniPassthroughGateway(options: SniPassthroughGatewayOption
         upstream.destroy();
         return emit({ ...upstreamFields, response_flags: 'DC' });
       }
+      const flags = formatResponseFlags([]);
+      tcp('opened', peek.sni, flags);
+      let report: { cancel(): void } | undefined;
+      const schedule = (): void => {
+        report = clock.setTimeout(() => {
+          tcp('bytes', peek.sni, flags);
+          schedule();
+        }, reportEveryMs);
+      };
+      if (options.onTcp) schedule();
+      liveUp.add(upstream);
       const outcome = await spliceSockets(down, upstream, peek.buffered, { idleTimeoutMs, clock });
+      liveUp.delete(upstream);
+      report?.cancel();
+      tcp('bytes', peek.sni, flags);
+      tcp('closed', peek.sni, flags);
       if (outcome.idleTimeout) logger.debug('gateway connection idle timeout', { sni: peek.sni });
       // tcp_proxy sets no flag for resets after the upstream connected; the reason still goes to the log.
-      emit({ ...upstreamFields, response_flags: formatResponseFlags([]) });
+      emit({ ...upstreamFields, response_flags: flags });
       if (outcome.upstreamError !== undefined || outcome.downstreamError !== undefined) {
         logger.debug('gateway connection reset', { sni: peek.sni, upstream: outcome.upstreamError, downstream: outcome.downstreamError });
       }
@@ -208,14 +290,22 @@ export function createSniPassthroughGateway(options: SniPassthroughGatewayOption
     address: () => (server.listening ? (server.address() as AddressInfo) : undefined),
     connectionCount: () => live.size,
     close: () =>
-      new Promise((resolve) => {
-        if (!server.listening) {
-          for (const s of live) s.destroy();
+      (closing ??= new Promise((resolve) => {
+        // Stop accepting now; net.Server's own callback would wait for every connection, so track them here.
+        if (server.listening) server.close();
+        if (live.size === 0 && handling === 0) {
           resolve();
           return;
         }
-        server.close(() => resolve());
-        for (const s of live) s.destroy();
-      }),
+        const timer = clock.setTimeout(() => {
+          if (live.size > 0) logger.info('gateway drain time over; resetting connections', { connections: live.size });
+          for (const s of [...liveUp, ...live]) reset(s);
+        }, drainTimeoutMs);
+        onDrained = () => {
+          onDrained = undefined;
+          timer.cancel();
+          resolve();
+        };
+      })),
   };
 }

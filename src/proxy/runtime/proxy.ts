@@ -17,9 +17,11 @@ import type { AdminLogLevel, AdminServer } from '../admin/index.js';
 import { createDnsProxy, createNameTableLookup } from '../dns/index.js';
 import type { DnsProxy, MeshLookup, NameTable, UpstreamServer } from '../dns/index.js';
 import { createSniPassthroughGateway } from '../gateway/index.js';
-import type { SniPassthroughGateway } from '../gateway/index.js';
+import type { GatewayTcpEvent } from '../gateway/index.js';
 import { createAccessLogger, createMeshMetrics } from '../telemetry/index.js';
 import type { AccessLogRecord, MeshMetrics } from '../telemetry/index.js';
+import { createGatewayListeners } from './gateway-listeners.js';
+import type { GatewayListeners } from './gateway-listeners.js';
 import { gatewayResolver } from './gateway-routes.js';
 import { createLevelLogger } from './level-logger.js';
 import { buildProxyNode, istioProxyType } from './node.js';
@@ -50,8 +52,11 @@ export interface ProxyOptions extends ProxyIdentityInfo {
   admin?: { port?: number; host?: string; statusPort?: number | false; statusHost?: string } | false;
   /** Where the sidecar's DNS proxy listens; false: no DNS listener (the name table is still followed unless dnsCapture is false). */
   dns?: { port?: number; host?: string; upstreams: readonly UpstreamServer[]; searchDomains?: readonly string[] } | false;
-  /** Gateway listener; default 0.0.0.0:15443. */
-  gateway?: { port?: number; host?: string };
+  /**
+   * Gateway listeners bind `host` (default 0.0.0.0) on the ports of the LDS listeners (Istio's
+   * AUTO_PASSTHROUGH server, 15443 by default). `port` pins one port instead, bound at start (0: a free one).
+   */
+  gateway?: { port?: number | undefined; host?: string; drainTimeoutMs?: number };
   /** One JSON access-log line per request/connection; default none. */
   accessLog?: (line: string) => void;
   originalDestination?: SidecarOptions['originalDestination'];
@@ -105,7 +110,8 @@ export function createProxy(options: ProxyOptions): Proxy {
   let xds: XdsState | undefined;
   let admin: AdminServer | undefined;
   let dns: DnsProxy | undefined;
-  let gateway: SniPassthroughGateway | undefined;
+  let gateways: GatewayListeners | undefined;
+  let addresses: ProxyAddresses = {};
   let resolveSni: (sni: string) => ReturnType<ReturnType<typeof gatewayResolver>> = () => undefined;
   let lookup: MeshLookup = () => undefined;
   let unsubscribeRotation: (() => void) | undefined;
@@ -179,6 +185,17 @@ export function createProxy(options: ProxyOptions): Proxy {
   function onStateChange(typeUrl: string): void {
     accepted.inc({ type_url: typeUrl });
     if (gatewayRole && xds) resolveSni = gatewayResolver(xds.current());
+    if (typeUrl === TYPE_URLS.listener && gateways && xds && options.gateway?.port === undefined) {
+      const g = gateways;
+      bindsPending++;
+      void g.sync(xds.current().listeners).then(() => {
+        bindsPending--;
+        const bound = g.addresses()[0];
+        if (bound) addresses.gateway = bound;
+        else delete addresses.gateway;
+        checkReady();
+      });
+    }
     if (typeUrl === TYPE_URLS.listener && sidecar) {
       bindsPending++;
       sidecar.listening().then(
@@ -276,7 +293,7 @@ export function createProxy(options: ProxyOptions): Proxy {
   }
 
   async function start(): Promise<ProxyAddresses> {
-    const addresses: ProxyAddresses = {};
+    addresses = {};
     try {
       if (options.admin !== false) {
         admin = createAdminServer({
@@ -328,22 +345,31 @@ export function createProxy(options: ProxyOptions): Proxy {
           ...(options.originalDestination ? { originalDestination: options.originalDestination } : {}),
         });
       } else {
-        gateway = createSniPassthroughGateway({
-          port: options.gateway?.port ?? 15443,
-          host: options.gateway?.host ?? '0.0.0.0',
-          resolve: (target) => resolveSni(target.sni),
-          onLog: (record) => {
-            logRecord(record);
-            const fqdn = record.requested_server_name?.split('_.').pop();
-            const labels = { reporter: 'destination', destination_service: fqdn, destination_cluster: options.cluster, response_flags: record.response_flags };
-            metrics.tcpOpened(labels);
-            metrics.tcpBytes(labels, { sent: record.bytes_sent, received: record.bytes_received });
-            metrics.tcpClosed(labels);
-          },
+        const onTcp = (e: GatewayTcpEvent): void => {
+          const labels = { reporter: 'destination', destination_service: e.sni?.split('_.').pop(), destination_cluster: options.cluster, response_flags: e.responseFlags };
+          if (e.phase === 'opened') metrics.tcpOpened(labels);
+          else if (e.phase === 'closed') metrics.tcpClosed(labels);
+          else if (e.sent > 0 || e.received > 0) metrics.tcpBytes(labels, { sent: e.sent, received: e.received });
+        };
+        gateways = createGatewayListeners({
+          pinnedPort: options.gateway?.port,
           logger: logger.child({ component: 'gateway' }),
-          clock,
+          create: (port) =>
+            createSniPassthroughGateway({
+              port,
+              host: options.gateway?.host ?? '0.0.0.0',
+              resolve: (target) => resolveSni(target.sni),
+              onLog: logRecord,
+              onTcp,
+              logger: logger.child({ component: 'gateway' }),
+              clock,
+              ...(options.gateway?.drainTimeoutMs !== undefined ? { drainTimeoutMs: options.gateway.drainTimeoutMs } : {}),
+            }),
         });
-        addresses.gateway = await gateway.listen();
+        if (options.gateway?.port !== undefined) {
+          await gateways.sync(new Map());
+          addresses.gateway = gateways.addresses()[0];
+        }
       }
       if (dnsCapture && options.dns) {
         const suffix = options.domainSuffix ?? 'cluster.local';
@@ -389,7 +415,7 @@ export function createProxy(options: ProxyOptions): Proxy {
     unsubscribeRotation?.();
     options.credentials?.close();
     ads?.close();
-    await Promise.allSettled([gateway?.close(), dns?.close(), sidecar?.close(), admin?.close()]);
+    await Promise.allSettled([gateways?.close(), dns?.close(), sidecar?.close(), admin?.close()]);
     logger.info('proxy stopped');
   }
 

@@ -1,8 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { Clock } from '../../shared/clock.js';
+import { createFakeClock } from '../../../test/helpers/fake-clock.js';
 import { ClusterRuntime } from './cluster.js';
-import type { ClusterSettings, LocalityGroup } from './types.js';
+import type { UpstreamHost } from './host.js';
+import type { ClusterSettings, LocalityGroup, OutlierSettings } from './types.js';
 
 function clock(): Clock & { t: number } {
   const c = { t: 0, now: () => c.t, setTimeout: () => ({ cancel() {} }) };
@@ -91,27 +95,104 @@ test('ring hash: a key always lands on the same endpoint, and keys spread', () =
   assert.equal(spread.size, 3);
 });
 
-test('outlier detection: consecutive 5xx eject for base x times, capped by max_ejection_percent, then return', () => {
-  const c = clock();
-  const od = { consecutive5xx: 2, enforcing5xx: 100, consecutiveGateway: 0, enforcingGateway: 0, intervalMs: 1000, baseEjectionMs: 30_000, maxEjectionMs: 300_000, maxEjectionPercent: 50 };
-  const s = settings({ outlier: od });
+const od = (over: Partial<OutlierSettings> = {}): OutlierSettings => ({
+  consecutive5xx: 2,
+  enforcing5xx: 100,
+  consecutiveGateway: 0,
+  enforcingGateway: 0,
+  intervalMs: 10_000,
+  baseEjectionMs: 30_000,
+  maxEjectionMs: 300_000,
+  maxEjectionPercent: 50,
+  ...over,
+});
+
+function ejectNow(rt: ClusterRuntime, h: UpstreamHost, n = 2): void {
+  for (let i = 0; i < n; i++) rt.report(h, 'error-5xx');
+}
+
+test('outlier detection: an ejected host stays out past its ejection time until the interval sweep brings it back', () => {
+  const c = createFakeClock();
+  const s = settings({ outlier: od({ intervalMs: 7_000 }) });
   const rt = new ClusterRuntime(s, { current: () => undefined }, c);
   rt.update(s, [group('', 0, ['a', 'b'])]);
-  const [a, b] = rt.allHosts();
+  const [a] = rt.allHosts();
+  assert.equal(c.pending(), 0, 'no timer while nothing is ejected');
   rt.report(a!, 'error-5xx');
   assert.equal(rt.isEjected(a!), false);
+  c.advance(4_000);
   rt.report(a!, 'error-5xx');
   assert.equal(rt.isEjected(a!), true);
   assert.deepEqual([...counts(rt, 10).keys()], ['b']);
-  rt.report(b!, 'local-failure');
-  rt.report(b!, 'local-failure');
-  assert.equal(rt.isEjected(b!), false, 'a second ejection would exceed 50%');
-  c.t = 30_000;
-  assert.equal(rt.isEjected(a!), false);
-  assert.equal(counts(rt, 10).size, 2, 'back in rotation after the ejection time');
-  rt.report(a!, 'error-5xx');
-  rt.report(a!, 'error-5xx');
-  assert.equal(a!.ejectedUntil, 30_000 + 60_000, 'second ejection lasts twice as long');
+  // Ejected at t=4 s for 30 s; the sweeps run at 11, 18, 25, 32, 39 s: the first one past 34 s returns it.
+  c.advance(30_000);
+  assert.equal(rt.isEjected(a!), true, 'ejection time over, but no sweep yet');
+  assert.deepEqual([...counts(rt, 10).keys()], ['b']);
+  c.advance(4_999);
+  assert.equal(rt.isEjected(a!), true);
+  c.advance(1);
+  assert.equal(rt.isEjected(a!), false, 'back at the sweep at 39 s');
+  assert.equal(counts(rt, 10).size, 2);
+});
+
+test('outlier detection: ejection time grows with times ejected, capped by max_ejection_time, and decays while healthy', () => {
+  const c = createFakeClock();
+  const s = settings({ outlier: od({ intervalMs: 1_000, baseEjectionMs: 10_000, maxEjectionMs: 25_000 }) });
+  const rt = new ClusterRuntime(s, { current: () => undefined }, c);
+  rt.update(s, [group('', 0, ['a', 'b', 'c'])]);
+  const a = rt.allHosts()[0]!;
+  const ejectedFor = (): number => {
+    const from = c.now();
+    ejectNow(rt, a);
+    assert.equal(rt.isEjected(a), true);
+    while (rt.isEjected(a)) c.advance(1_000);
+    return c.now() - from;
+  };
+  assert.equal(ejectedFor(), 10_000);
+  assert.equal(ejectedFor(), 20_000, 'second ejection: base x 2');
+  assert.equal(ejectedFor(), 25_000, 'third: capped by max_ejection_time');
+  assert.equal(ejectedFor(), 25_000);
+  // Healthy for several intervals: the multiplier comes down one step per interval.
+  c.advance(2_000);
+  assert.equal(ejectedFor(), 20_000);
+  c.advance(10_000);
+  assert.equal(ejectedFor(), 10_000, 'fully decayed after a long healthy spell');
+  c.advance(10_000);
+  assert.equal(c.pending(), 0, 'the sweep stops once there is nothing left to do');
+});
+
+test('outlier detection: max_ejection_percent is honoured, but one host may always go', () => {
+  const c = createFakeClock();
+  const s = settings({ outlier: od({ maxEjectionPercent: 10 }) });
+  const rt = new ClusterRuntime(s, { current: () => undefined }, c);
+  rt.update(s, [group('', 0, ['a', 'b', 'c', 'd'])]);
+  const [a, b] = rt.allHosts();
+  ejectNow(rt, a!);
+  assert.equal(rt.isEjected(a!), true, '10% of 4 rounds to nothing; one host still goes');
+  ejectNow(rt, b!);
+  assert.equal(rt.isEjected(b!), false);
+  const s50 = settings({ outlier: od({ maxEjectionPercent: 50 }) });
+  rt.update(s50, [group('', 0, ['a', 'b', 'c', 'd'])]);
+  ejectNow(rt, b!);
+  assert.equal(rt.isEjected(b!), true, '2 of 4 = 50%');
+  const [, , cc] = rt.allHosts();
+  ejectNow(rt, cc!);
+  assert.equal(rt.isEjected(cc!), false, '3 of 4 would exceed 50%');
+});
+
+test('outlier detection: the sweep timer stops when the cluster is closed, and an endpoint that leaves is forgotten', () => {
+  const c = createFakeClock();
+  const s = settings({ outlier: od() });
+  const rt = new ClusterRuntime(s, { current: () => undefined }, c);
+  rt.update(s, [group('', 0, ['a', 'b'])]);
+  ejectNow(rt, rt.allHosts()[0]!);
+  assert.equal(c.pending(), 1);
+  rt.update(s, [group('', 0, ['b'])]);
+  assert.equal(c.pending(), 0, 'the ejected endpoint left; nothing to sweep');
+  ejectNow(rt, rt.allHosts()[0]!);
+  assert.equal(c.pending(), 1);
+  rt.close();
+  assert.equal(c.pending(), 0);
 });
 
 test('endpoint state survives an update that keeps the endpoint', () => {
@@ -136,4 +217,51 @@ test('least request (power of two choices) avoids the busy endpoint; random is w
   rr.update(r, [g]);
   const heavy = counts(rr, 4000).get('heavy') ?? 0;
   assert.ok(heavy > 2800 && heavy < 3200, `heavy got ${heavy} of 4000`);
+});
+
+test('max_connections is counted per cluster: two endpoints share one budget, extra requests queue', async (t) => {
+  const accepted = new Map<number, number>();
+  const servers: http.Server[] = [];
+  for (let i = 0; i < 2; i++) {
+    const server = http.createServer((_req, res) => setTimeout(() => res.end('ok'), 30));
+    server.on('connection', () => {
+      const port = (server.address() as AddressInfo).port;
+      accepted.set(port, (accepted.get(port) ?? 0) + 1);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    servers.push(server);
+  }
+  const s = settings({ maxConnections: 2 });
+  const rt = new ClusterRuntime(s, { current: () => undefined }, createFakeClock());
+  t.after(async () => {
+    rt.close();
+    for (const server of servers) {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+  rt.update(s, [
+    {
+      locality: '',
+      priority: 0,
+      weight: 1,
+      endpoints: servers.map((server) => ({ address: '127.0.0.1', port: (server.address() as AddressInfo).port, health: 'HEALTHY', weight: 1, transportMatch: {} })),
+    },
+  ]);
+  const get = (): Promise<string> =>
+    new Promise((resolve, reject) => {
+      const h = rt.pick()!;
+      const req = http.get({ agent: h.httpAgent(), host: h.address, port: h.port, path: '/' }, (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()));
+        res.on('end', () => resolve(body));
+      });
+      req.on('error', reject);
+    });
+  // Per endpoint, each pool could open 2 connections (4 in all); per cluster, 2 in all.
+  const bodies = await Promise.all([1, 2, 3, 4, 5, 6].map(() => get()));
+  assert.deepEqual(bodies, ['ok', 'ok', 'ok', 'ok', 'ok', 'ok']);
+  assert.equal([...accepted.values()].reduce((a, b) => a + b, 0), 2, `connections accepted per server: ${JSON.stringify([...accepted])}`);
+  assert.equal(rt.connectionCount(), 2, 'idle pooled connections still count');
+  assert.equal(rt.connectionsFull(), true);
 });

@@ -11,6 +11,8 @@ import type { ClusterSettings, LocalityGroup, UpstreamTls } from './types.js';
 
 /** Envoy's default overprovisioning factor: a priority at ≥ 1/1.4 healthy still takes all its load. */
 const OVERPROVISION = 1.4;
+/** At or above this, max_connections is "unlimited" (Istio sends 2^32-1) and is not accounted per pick. */
+const UNLIMITED_CONNECTIONS = 1_000_000;
 
 interface LocalityState {
   locality: string;
@@ -47,8 +49,14 @@ export class ClusterRuntime {
   private groups: LocalityGroup[] = [];
   private priorities: PriorityState[] = [];
   private dirty = true;
-  private nextUneject = Infinity;
   private rr = 0;
+  /** Hosts out of rotation by outlier detection; only the interval sweep brings them back, as in Envoy. */
+  private readonly ejected = new Set<UpstreamHost>();
+  /** When each host last came back, to decay its ejection multiplier after a healthy interval. */
+  private readonly unejectedAt = new Map<UpstreamHost, number>();
+  private sweepTimer: { cancel(): void } | undefined;
+  private sweepEvery = 0;
+  private closed = false;
   /** ORIGINAL_DST: hosts made on demand for wherever the app was going. */
   private readonly dynamic = new Map<string, UpstreamHost>();
 
@@ -94,10 +102,20 @@ export class ClusterRuntime {
         }
       }
     }
-    for (const [key, h] of this.hosts) if (next.get(key) !== h) h.retire();
+    for (const [key, h] of this.hosts) {
+      if (next.get(key) === h) continue;
+      h.retire();
+      this.ejected.delete(h);
+      this.unejectedAt.delete(h);
+    }
     for (const h of this.dynamic.values()) h.setLimits(this.limits());
     this.hosts = next;
     this.dirty = true;
+    if (!settings.outlier) {
+      this.ejected.clear();
+      this.unejectedAt.clear();
+    }
+    this.armSweep();
   }
 
   allHosts(): UpstreamHost[] {
@@ -109,8 +127,23 @@ export class ClusterRuntime {
     return { locality: '', priority: 0 };
   }
 
+  /** True from an ejection until the interval sweep that finds its ejection time over. */
   isEjected(h: UpstreamHost): boolean {
-    return h.ejectedUntil > this.clock.now();
+    return this.ejected.has(h);
+  }
+
+  /** Connections open to this cluster's endpoints: what Envoy's `max_connections` counts. */
+  connectionCount(): number {
+    let n = 0;
+    for (const h of this.hosts.values()) n += h.connections;
+    for (const h of this.dynamic.values()) n += h.connections;
+    return n;
+  }
+
+  /** True when a new connection would exceed the cluster's `max_connections` (tcp_proxy gives `UO`). */
+  connectionsFull(): boolean {
+    const max = this.settings.maxConnections;
+    return max < UNLIMITED_CONNECTIONS && this.connectionCount() >= max;
   }
 
   /** ORIGINAL_DST: a plaintext host for the original destination, pooled while the cluster lives. */
@@ -130,8 +163,6 @@ export class ClusterRuntime {
   }
 
   private rebuild(): void {
-    const now = this.clock.now();
-    this.nextUneject = Infinity;
     const byPriority = new Map<number, LocalityGroup[]>();
     for (const g of this.groups) {
       const list = byPriority.get(g.priority) ?? [];
@@ -151,8 +182,7 @@ export class ClusterRuntime {
           const h = this.hosts.get(`${e.address}:${e.port}`);
           if (!h || all.includes(h)) continue;
           all.push(h);
-          if (h.ejectedUntil > now) this.nextUneject = Math.min(this.nextUneject, h.ejectedUntil);
-          if (h.edsHealthy() && h.ejectedUntil <= now) ok.push(h);
+          if (h.edsHealthy() && !this.ejected.has(h)) ok.push(h);
         }
         healthy += ok.length;
         total += all.length;
@@ -193,14 +223,28 @@ export class ClusterRuntime {
 
   /** Picks an endpoint, or undefined when no endpoint may take traffic (`UH`). */
   pick(opts: PickOptions = {}): UpstreamHost | undefined {
-    if (this.dirty || this.clock.now() >= this.nextUneject) this.rebuild();
+    if (this.dirty) this.rebuild();
     const attempts = Math.max(1, opts.attempts ?? 1);
     let h: UpstreamHost | undefined;
     for (let i = 0; i < attempts; i++) {
       h = this.pickOnce(opts.hash === undefined ? undefined : opts.hash + i * 0x9e3779b1);
-      if (!h || !opts.exclude?.has(h)) return h;
+      if (!h || !opts.exclude?.has(h)) break;
     }
+    if (h) this.shareConnections(h);
     return h;
+  }
+
+  /**
+   * Envoy counts `max_connections` per cluster, not per endpoint: an endpoint's pool may only grow into
+   * what the other endpoints leave. One connection per endpoint is always allowed (Envoy does the same),
+   * so requests queued in a pool always have a connection that will free up. The pool queues requests
+   * beyond its share; the router's `max_connections + max_pending_requests` check turns the rest into `UO`.
+   */
+  private shareConnections(host: UpstreamHost): void {
+    const max = this.settings.maxConnections;
+    if (max >= UNLIMITED_CONNECTIONS) return;
+    const others = this.connectionCount() - host.connections;
+    host.setLimits({ ...this.limits(), maxConnections: Math.max(1, max - others) });
   }
 
   private pickOnce(hash: number | undefined): UpstreamHost | undefined {
@@ -299,23 +343,72 @@ export class ClusterRuntime {
     if (outcome === 'error-5xx') host.consecutiveGateway = 0;
     else host.consecutiveGateway++;
     const od = this.settings.outlier;
-    if (!od || !this.hosts.has(host.key) || this.isEjected(host)) return;
+    if (!od || this.hosts.get(host.key) !== host || this.ejected.has(host)) return;
     const by5xx = od.consecutive5xx > 0 && host.consecutive5xx >= od.consecutive5xx && Math.random() * 100 < od.enforcing5xx;
     const byGateway = od.consecutiveGateway > 0 && host.consecutiveGateway >= od.consecutiveGateway && Math.random() * 100 < od.enforcingGateway;
     if (!by5xx && !byGateway) return;
     const now = this.clock.now();
-    let ejected = 0;
-    for (const h of this.hosts.values()) if (h.ejectedUntil > now) ejected++;
+    const ejected = this.ejected.size;
     // Envoy always lets one host go even when max_ejection_percent rounds down to nothing.
     if (ejected > 0 && ((ejected + 1) * 100) / this.hosts.size > od.maxEjectionPercent) return;
-    host.timesEjected++;
+    // The multiplier only grows while base × n is below the cap, so a long-failing host does not need
+    // as many healthy intervals to decay as it had ejections.
+    if (od.baseEjectionMs * host.timesEjected < Math.max(od.baseEjectionMs, od.maxEjectionMs)) host.timesEjected++;
     host.ejectedUntil = now + Math.min(od.baseEjectionMs * host.timesEjected, Math.max(od.baseEjectionMs, od.maxEjectionMs));
     host.consecutive5xx = 0;
     host.consecutiveGateway = 0;
+    this.ejected.add(host);
+    this.unejectedAt.delete(host);
     this.dirty = true;
+    this.armSweep();
   }
 
+  /**
+   * Envoy's interval timer: it brings back hosts whose ejection time is over, and lowers the ejection
+   * multiplier of a host that stayed in rotation for a whole interval. It runs only while there is
+   * something to do, so an idle cluster holds no timer.
+   */
+  private armSweep(): void {
+    const od = this.settings.outlier;
+    const wanted = !this.closed && od !== undefined && od.intervalMs > 0 && (this.ejected.size > 0 || this.unejectedAt.size > 0);
+    if (!wanted) {
+      this.sweepTimer?.cancel();
+      this.sweepTimer = undefined;
+      return;
+    }
+    if (this.sweepTimer && this.sweepEvery === od.intervalMs) return;
+    this.sweepTimer?.cancel();
+    this.sweepEvery = od.intervalMs;
+    this.sweepTimer = this.clock.setTimeout(() => {
+      this.sweepTimer = undefined;
+      this.sweep();
+      this.armSweep();
+    }, od.intervalMs);
+  }
+
+  private sweep(): void {
+    const od = this.settings.outlier;
+    if (!od) return;
+    const now = this.clock.now();
+    for (const [h, since] of this.unejectedAt) {
+      if (now - since < od.intervalMs) continue;
+      if (h.timesEjected > 0) h.timesEjected--;
+      if (h.timesEjected === 0) this.unejectedAt.delete(h);
+      else this.unejectedAt.set(h, now);
+    }
+    for (const h of this.ejected) {
+      if (h.ejectedUntil > now) continue;
+      this.ejected.delete(h);
+      this.unejectedAt.set(h, now);
+      this.dirty = true;
+    }
+  }
+
+  /** Retires every endpoint and stops the outlier timer; the runtime is not used afterwards. */
   close(): void {
+    this.closed = true;
+    this.sweepTimer?.cancel();
+    this.sweepTimer = undefined;
     for (const h of this.hosts.values()) h.retire();
     for (const h of this.dynamic.values()) h.retire();
   }
