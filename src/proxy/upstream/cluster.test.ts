@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import type { Clock } from '../../shared/clock.js';
 import { createFakeClock } from '../../../test/helpers/fake-clock.js';
 import { ClusterRuntime } from './cluster.js';
+import { buildRequestHead } from './http1.js';
 import type { UpstreamHost } from './host.js';
 import type { ClusterSettings, LocalityGroup, OutlierSettings } from './types.js';
 
@@ -251,12 +252,11 @@ test('max_connections is counted per cluster: two endpoints share one budget, ex
   const get = (): Promise<string> =>
     new Promise((resolve, reject) => {
       const h = rt.pick()!;
-      const req = http.get({ agent: h.httpAgent(), host: h.address, port: h.port, path: '/' }, (res) => {
-        let body = '';
-        res.on('data', (c: Buffer) => (body += c.toString()));
-        res.on('end', () => resolve(body));
-      });
-      req.on('error', reject);
+      let body = '';
+      h.http1().request(
+        { head: buildRequestHead('GET', '/', { host: 'h' }, false), noResponseBody: false },
+        { head() {}, data: (c) => ((body += c.toString()), true), end: () => resolve(body), error: reject },
+      );
     });
   // Per endpoint, each pool could open 2 connections (4 in all); per cluster, 2 in all.
   const bodies = await Promise.all([1, 2, 3, 4, 5, 6].map(() => get()));
