@@ -2,7 +2,8 @@
  * npm run bench:proxy — a 1 KB HTTP/1.1 keep-alive load (wrk) through:
  *   direct:  wrk → app
  *   haproxy: wrk → HAProxy (client side) → TLS → HAProxy (server side) → app
- *   ours:    wrk → crossmesh sidecar (explicit proxy) → mTLS → crossmesh sidecar (inbound) → app
+ *   ours:    wrk → crossmesh sidecar (explicit proxy) → mTLS → crossmesh sidecar (inbound) → app, once
+ *            without access log (like the HAProxy pair) and once logging every request as JSON
  * Each row: requests/s, p50, p99, CPU-seconds per 1000 requests of the proxies, their RSS. Ends with one
  * RESULT line. Needs `wrk` and `haproxy` on PATH (Debian: apt-get install wrk haproxy); it installs nothing
  * and says what is missing.
@@ -133,29 +134,41 @@ async function main(): Promise<void> {
     await cp.store.apply([{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'bench' } }, svc]);
     const token = (sa: string) => cp!.ca.createJoinToken({ namespace: 'bench', serviceAccount: sa, ttlSeconds: 3600 });
     const a = cp.addresses();
-    const proxy = (ip: string, pod: string, sa: string, labels: string) =>
-      spawn(process.execPath, [...NODE_ARGS, bin, 'proxy', '--role', 'sidecar', '--discovery', a.xds, '--ca-address', a.xdsTls, '--ca-root', join(dir.path, 'root.pem'), '--cluster', 'bench', '--network', 'net', '--namespace', 'bench', '--service-account', sa, '--labels', labels, '--ip', ip, '--pod', pod, '--token', token(sa), '--interception', 'none', '--app-host', '127.0.0.1', '--admin-host', ip, '--access-log', '/dev/null'], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, CROSSMESH_LOG_LEVEL: 'warn' } });
-    const serverSide = proxy('127.0.9.2', 'app-1', 'app', 'app=app');
-    const clientSide = proxy('127.0.9.1', 'client-1', 'client', 'app=client');
-    children.push(serverSide, clientSide);
-    await waitFor('both sidecars ready', async () => (await Promise.all(['127.0.9.1', '127.0.9.2'].map((ip) => fetch(`http://${ip}:15000/ready`).then((r) => r.ok, () => false)))).every(Boolean));
+    const proxy = (ip: string, pod: string, sa: string, labels: string, accessLog: string) =>
+      spawn(process.execPath, [...NODE_ARGS, bin, 'proxy', '--role', 'sidecar', '--discovery', a.xds, '--ca-address', a.xdsTls, '--ca-root', join(dir.path, 'root.pem'), '--cluster', 'bench', '--network', 'net', '--namespace', 'bench', '--service-account', sa, '--labels', labels, '--ip', ip, '--pod', pod, '--token', token(sa), '--interception', 'none', '--app-host', '127.0.0.1', '--admin-host', ip, '--access-log', accessLog], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, CROSSMESH_LOG_LEVEL: 'warn' } });
     const url = 'http://app.bench.svc.cluster.local:8080/';
-    await waitFor('a request through the pair', () => requestThroughSidecar('127.0.9.1', url).then((r) => r.status === 200, () => false));
-    const pids = [serverSide.pid!, clientSide.pid!];
-    await wrk({ host: '127.0.9.1', port: 15001 }, url, 'app.bench.svc.cluster.local:8080', dir.path, WARMUP);
-    const oBefore = procStats(pids);
-    const or = await wrk({ host: '127.0.9.1', port: 15001 }, url, 'app.bench.svc.cluster.local:8080', dir.path);
-    const oAfter = procStats(pids);
-    rows.push({ name: 'crossmesh pair (mTLS)', r: or, cpuMsPer1k: cpuMsPer1k(oAfter.cpuSec - oBefore.cpuSec, or.requests), rssMb: oAfter.rssMb });
+    // Two runs of the pair: without access log (the same work as the HAProxy pair, which logs nothing) and
+    // with every request logged as JSON (to /dev/null: the formatting and the writes, not the disk).
+    const pair = async (name: string, clientIp: string, serverIp: string, accessLog: string): Promise<void> => {
+      const serverSide = proxy(serverIp, 'app-1', 'app', 'app=app', accessLog);
+      const clientSide = proxy(clientIp, 'client-1', 'client', 'app=client', accessLog);
+      children.push(serverSide, clientSide);
+      await waitFor('both sidecars ready', async () => (await Promise.all([clientIp, serverIp].map((ip) => fetch(`http://${ip}:15000/ready`).then((r) => r.ok, () => false)))).every(Boolean));
+      await waitFor('a request through the pair', () => requestThroughSidecar(clientIp, url).then((r) => r.status === 200, () => false));
+      const pids = [serverSide.pid!, clientSide.pid!];
+      await wrk({ host: clientIp, port: 15001 }, url, 'app.bench.svc.cluster.local:8080', dir.path, WARMUP);
+      const before = procStats(pids);
+      const r = await wrk({ host: clientIp, port: 15001 }, url, 'app.bench.svc.cluster.local:8080', dir.path);
+      const after = procStats(pids);
+      rows.push({ name, r, cpuMsPer1k: cpuMsPer1k(after.cpuSec - before.cpuSec, r.requests), rssMb: after.rssMb });
+      // Gone before the next pair starts, so its drain does not share the CPU with the next run.
+      await Promise.all([serverSide, clientSide].map((c) => new Promise((r) => (c.exitCode !== null ? r(null) : (c.once('exit', r), c.kill('SIGTERM'))))));
+    };
+    await pair('crossmesh pair (mTLS)', '127.0.9.1', '127.0.9.2', 'off');
+    // The same addresses and pod names: the second pair replaces the first as the service's only endpoint.
+    await pair('crossmesh pair (mTLS) + access log', '127.0.9.1', '127.0.9.2', '/dev/null');
 
     const h = rows[1]!;
     const o = rows[2]!;
+    const logged = rows[3]!;
     console.log(`\n1 KB HTTP/1.1 keep-alive, wrk -t${THREADS} -c${CONNECTIONS} -d${DURATION} after ${WARMUP} of warm-up per path\n`);
     const header = ['path', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'proxy CPU ms per 1k req', 'proxy RSS MB'];
     const table = rows.map((x) => [x.name, x.r.rps.toFixed(0), x.r.p50.toFixed(2), x.r.p99.toFixed(2), String(x.r.errors), x.cpuMsPer1k?.toFixed(0) ?? '-', x.rssMb?.toFixed(0) ?? '-']);
     const widths = header.map((hd, i) => Math.max(hd.length, ...table.map((t) => t[i]!.length)));
     for (const line of [header, ...table]) console.log(line.map((c, i) => c.padEnd(widths[i]!)).join('  '));
-    console.log(`\nours / haproxy: throughput ${(o.r.rps / h.r.rps).toFixed(2)}×, p99 ${(o.r.p99 / h.r.p99).toFixed(2)}×, CPU per request ${((o.cpuMsPer1k ?? 0) / (h.cpuMsPer1k ?? 1)).toFixed(2)}×`);
+    const ratio = (x: (typeof rows)[number]): string =>
+      `throughput ${(x.r.rps / h.r.rps).toFixed(2)}×, p99 ${(x.r.p99 / h.r.p99).toFixed(2)}×, CPU per request ${((x.cpuMsPer1k ?? 0) / (h.cpuMsPer1k ?? 1)).toFixed(2)}×`;
+    console.log(`\nours / haproxy: ${ratio(o)}\nours with access log / haproxy: ${ratio(logged)}`);
     console.log(
       'RESULT ' +
         JSON.stringify({
@@ -163,6 +176,7 @@ async function main(): Promise<void> {
           haproxy_p99_ms: +h.r.p99.toFixed(2), ours_p99_ms: +o.r.p99.toFixed(2),
           haproxy_cpu_ms_per_1k: +(h.cpuMsPer1k ?? 0).toFixed(1), ours_cpu_ms_per_1k: +(o.cpuMsPer1k ?? 0).toFixed(1),
           ours_rss_mb: Math.round(o.rssMb ?? 0),
+          ours_logged_rps: Math.round(logged.r.rps), ours_logged_p99_ms: +logged.r.p99.toFixed(2), ours_logged_cpu_ms_per_1k: +(logged.cpuMsPer1k ?? 0).toFixed(1),
         }),
     );
   } finally {

@@ -205,7 +205,7 @@ export function registerProxy(program: Command, ctx: CliContext): void {
     .option('--dns-upstream <ip[:port]>', 'resolver for non-mesh names; repeatable (default: /etc/resolv.conf)', collect)
     .option('--dns-capture <true|false>', 'answer the pod\'s DNS from the mesh name table (Istio\'s ISTIO_META_DNS_CAPTURE); false: no DNS proxy, port 53 not captured', 'true')
     .option('--gateway-port <port>', 'east-west gateway: listen on this port instead of the LDS listeners\' ports (15443 by default)')
-    .option('--access-log <file>', 'append JSON access log lines here (default: stdout)')
+    .option('--access-log <file|off>', 'append JSON access log lines here (default: stdout); off: no access log (Istio\'s empty accessLogFile), metrics stay on')
     .option('--capture', 'install iptables capture in this network namespace (root); removed on exit')
     .option('--xds-tls', 'TLS to the control plane even on a port other than 15012')
     .action(async (flags: ProxyFlags) => {
@@ -218,14 +218,15 @@ export function registerProxy(program: Command, ctx: CliContext): void {
           logger.warn('no /etc/resolv.conf; non-mesh DNS names will fail');
         }
       }
-      const stream = flags.accessLog ? createWriteStream(resolvePath(ctx.cwd, flags.accessLog), { flags: 'a' }) : undefined;
+      const logOff = flags.accessLog === 'off';
+      const stream = flags.accessLog && !logOff ? createWriteStream(resolvePath(ctx.cwd, flags.accessLog), { flags: 'a' }) : undefined;
       // One write per event-loop turn, not per request; flushed below before the stream ends.
       const accessLines = createLineBatcher({ sink: stream ? (chunk) => void stream.write(chunk) : (chunk) => ctx.stdout(chunk) });
       const options: ProxyOptions = {
         ...parsed.options,
         logger,
         logLevel: (['debug', 'info', 'warn', 'error'].includes(ctx.env.logLevel) ? ctx.env.logLevel : 'info') as ProxyOptions['logLevel'],
-        accessLog: (line) => accessLines.write(line),
+        ...(logOff ? {} : { accessLog: (line: string) => accessLines.write(line) }),
         dns: parsed.options.role === 'sidecar' && parsed.options.dnsCapture !== false ? { port: parsed.dns.port, upstreams: parsed.dns.upstreams, ...(parsed.dns.host ? { host: parsed.dns.host } : {}) } : false,
         originalDestination: (socket) => {
           const r = originalDestination(socket);
