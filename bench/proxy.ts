@@ -1,7 +1,8 @@
 /**
  * npm run bench:proxy — a 1 KB HTTP/1.1 keep-alive load (wrk) through:
  *   direct:  wrk → app
- *   haproxy: wrk → HAProxy (client side) → TLS → HAProxy (server side) → app
+ *   haproxy: wrk → HAProxy (client side) → TLS → HAProxy (server side) → app, two processes (and, for
+ *            reference, both sides in one process)
  *   ours:    wrk → crossmesh sidecar (explicit proxy) → mTLS → crossmesh sidecar (inbound) → app, once
  *            without access log (like the HAProxy pair) and once logging every request as JSON
  * Each row: requests/s, p50, p99, CPU-seconds per 1000 requests of the proxies, their RSS. Ends with one
@@ -113,20 +114,32 @@ async function main(): Promise<void> {
     const server = await generateWorkloadCert({ material: await caMaterialFromPem(inter), spiffeId: 'spiffe://cluster.local/ns/bench/sa/server', ttlSeconds: 3600 });
     writeFileSync(join(dir.path, 'server.pem'), server.certChainPem + server.keyPem);
     writeFileSync(join(dir.path, 'root.pem'), root.certPem);
-    const cfg = `global\n  maxconn 4096\n  nbthread 1\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n  option http-keep-alive\n` +
-      `frontend client_side\n  bind 127.0.0.1:18081\n  default_backend to_server_side\nbackend to_server_side\n  server s 127.0.0.1:18443 ssl verify required ca-file ${join(dir.path, 'root.pem')} alpn http/1.1\n` +
-      `frontend server_side\n  bind 127.0.0.1:18443 ssl crt ${join(dir.path, 'server.pem')}\n  default_backend app\nbackend app\n  server a 127.0.0.1:${appPort}\n`;
-    writeFileSync(join(dir.path, 'haproxy.cfg'), cfg);
+    const common = `global\n  maxconn 4096\n  nbthread 1\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n  option http-keep-alive\n`;
+    const clientSide = `frontend client_side\n  bind 127.0.0.1:18081\n  default_backend to_server_side\nbackend to_server_side\n  server s 127.0.0.1:18443 ssl verify required ca-file ${join(dir.path, 'root.pem')} alpn http/1.1\n`;
+    const serverSide = `frontend server_side\n  bind 127.0.0.1:18443 ssl crt ${join(dir.path, 'server.pem')}\n  default_backend app\nbackend app\n  server a 127.0.0.1:${appPort}\n`;
     // The server certificate carries only a SPIFFE URI SAN, as ours do: HAProxy verifies the chain (no SNI,
     // so no hostname check), which is what our sidecars verify too, plus the SPIFFE ID.
-    const haproxy = spawn('haproxy', ['-f', join(dir.path, 'haproxy.cfg')], { stdio: 'inherit' });
-    children.push(haproxy);
-    await waitFor('haproxy', () => fetch('http://127.0.0.1:18081/').then((r) => r.ok, () => false));
-    await wrk({ host: '127.0.0.1', port: 18081 }, '/', 'app', dir.path, WARMUP);
-    const hBefore = procStats([haproxy.pid!]);
-    const hr = await wrk({ host: '127.0.0.1', port: 18081 }, '/', 'app', dir.path);
-    const hAfter = procStats([haproxy.pid!]);
-    rows.push({ name: 'haproxy pair (TLS)', r: hr, cpuMsPer1k: cpuMsPer1k(hAfter.cpuSec - hBefore.cpuSec, hr.requests), rssMb: hAfter.rssMb });
+    const haproxy = async (name: string, configs: string[]): Promise<(typeof rows)[number]> => {
+      const procs = configs.map((cfg, i) => {
+        const file = join(dir.path, `haproxy-${rows.length}-${i}.cfg`);
+        writeFileSync(file, common + cfg);
+        const p = spawn('haproxy', ['-f', file], { stdio: 'inherit' });
+        children.push(p);
+        return p;
+      });
+      await waitFor('haproxy', () => fetch('http://127.0.0.1:18081/').then((r) => r.ok, () => false));
+      await wrk({ host: '127.0.0.1', port: 18081 }, '/', 'app', dir.path, WARMUP);
+      const pids = procs.map((p) => p.pid!);
+      const before = procStats(pids);
+      const r = await wrk({ host: '127.0.0.1', port: 18081 }, '/', 'app', dir.path);
+      const after = procStats(pids);
+      await Promise.all(procs.map((c) => new Promise((res) => (c.exitCode !== null ? res(null) : (c.once('exit', res), c.kill('SIGTERM'))))));
+      return { name, r, cpuMsPer1k: cpuMsPer1k(after.cpuSec - before.cpuSec, r.requests), rssMb: after.rssMb };
+    };
+    // A pair is two processes, as two sidecars are; both sides in one HAProxy process saves the hop between
+    // processes and is shown for reference only.
+    rows.push(await haproxy('haproxy pair (TLS)', [clientSide, serverSide]));
+    const haproxyOneProcess = await haproxy('haproxy, both sides in one process', [clientSide + serverSide]);
 
     // Our pair: a control plane, a server-side sidecar in front of the app, a client-side sidecar wrk talks to.
     cp = await startControlPlane({ cluster: 'bench', network: 'net', dataDir: join(dir.path, 'cp'), cacertsDir: join(dir.path, 'cacerts'), host: '127.0.0.1', ports: { xds: 0, xdsTls: 0, admin: 0, api: 0 }, debounce: { quietMs: 10, maxDelayMs: 50 } });
@@ -161,6 +174,7 @@ async function main(): Promise<void> {
     const h = rows[1]!;
     const o = rows[2]!;
     const logged = rows[3]!;
+    rows.push(haproxyOneProcess);
     console.log(`\n1 KB HTTP/1.1 keep-alive, wrk -t${THREADS} -c${CONNECTIONS} -d${DURATION} after ${WARMUP} of warm-up per path\n`);
     const header = ['path', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'proxy CPU ms per 1k req', 'proxy RSS MB'];
     const table = rows.map((x) => [x.name, x.r.rps.toFixed(0), x.r.p50.toFixed(2), x.r.p99.toFixed(2), String(x.r.errors), x.cpuMsPer1k?.toFixed(0) ?? '-', x.rssMb?.toFixed(0) ?? '-']);
