@@ -1,8 +1,9 @@
 /** `crossmesh proxy` flag checks, and `proxy-config` / `proxy-status` against a live proxy and ADS server. */
 import { test } from 'node:test';
+import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -108,49 +109,68 @@ test('proxy-config and proxy-status read a running proxy and control plane', asy
   assert.equal(statusJson[0]!.types.LDS!.state, 'SYNCED');
 });
 
-test('crossmesh proxy as a process: becomes ready from the control plane, SIGTERM drains and exits 0', async (t) => {
+/** A gateway process fed by a test ADS server: plaintext connections to it are refused (and logged). */
+async function gatewayProcess(t: TestContext, accessLog: string, cwd: string) {
   const cache = createSnapshotCache();
   const running = await startAds({ cache, nodeGroup: (node) => proxyGroupKey(proxyInfoFromNode(node)) });
   t.after(() => running.stop());
   const bin = new URL('../../bin/crossmesh.js', import.meta.url).pathname;
-  const dir = await mkdtemp(join(tmpdir(), 'crossmesh-proxy-cli-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
-  const accessLog = join(dir, 'access.log');
   const child = spawn(process.execPath, [bin, 'proxy', '--role', 'eastwest-gateway', '--discovery', running.address, '--cluster', 'ack-2', '--network', 'network2',
     '--namespace', 'istio-system', '--service-account', 'istio-eastwestgateway', '--labels', 'istio=eastwestgateway', '--ip', '127.0.0.1', '--pod', 'ewgw-1',
-    '--admin-port', '0', '--status-port', '0', '--gateway-port', '0', '--locality', 'region-2/zone-b', '--access-log', accessLog], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CROSSMESH_LOG_FORMAT: 'json' } });
-  let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    '--admin-port', '0', '--status-port', '0', '--gateway-port', '0', '--locality', 'region-2/zone-b', '--access-log', accessLog], { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CROSSMESH_LOG_FORMAT: 'json' } });
+  const out = { stdout: '', stderr: '' };
+  child.stdout!.on('data', (d: Buffer) => (out.stdout += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out.stderr += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   t.after(() => child.kill('SIGKILL'));
   const connected = await eventually('proxy connected', () => running.ads.connectedProxies()[0], 10_000);
-  assert.equal(connected.node.id, 'router~127.0.0.1~ewgw-1.istio-system~istio-system.svc.cluster.local');
-  assert.deepEqual(connected.node.locality, { region: 'region-2', zone: 'zone-b' });
   const s = snapshotFor(connected.node, buildMesh(18080));
   cache.setSnapshot(s.group, s.snapshot);
-  const status = await eventually('listening log', () => /"status":"[^"]*:(\d+)"/.exec(stderr)?.[1], 10_000);
+  const status = await eventually('listening log', () => /"status":"[^"]*:(\d+)"/.exec(out.stderr)?.[1], 10_000);
   const ready = async (): Promise<number> => new Promise((resolve) => http.get(`http://127.0.0.1:${status}/healthz/ready`, (res) => { res.resume(); resolve(res.statusCode ?? 0); }).on('error', () => resolve(0)));
   for (let i = 0; i < 200 && (await ready()) !== 200; i++) await new Promise((r) => setTimeout(r, 10));
   assert.equal(await ready(), 200);
+  const refuse = (n: number): Promise<void[]> => {
+    const gatewayPort = /"gateway":"[^"]*:(\d+)"/.exec(out.stderr)![1];
+    return Promise.all(
+      Array.from({ length: n }, () =>
+        new Promise<void>((resolve) => {
+          const c = net.connect(Number(gatewayPort), '127.0.0.1', () => c.write('GET / HTTP/1.1\r\n\r\n'));
+          c.on('close', () => resolve());
+          c.on('error', () => undefined);
+        }),
+      ),
+    );
+  };
+  return { node: connected.node, out, refuse, stop: async () => (child.kill('SIGTERM'), await exited) };
+}
+
+test('crossmesh proxy as a process: becomes ready from the control plane, SIGTERM drains and exits 0', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'crossmesh-proxy-cli-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const accessLog = join(dir, 'access.log');
+  const gw = await gatewayProcess(t, accessLog, dir);
+  assert.equal(gw.node.id, 'router~127.0.0.1~ewgw-1.istio-system~istio-system.svc.cluster.local');
+  assert.deepEqual(gw.node.locality, { region: 'region-2', zone: 'zone-b' });
   // Plaintext connections to the gateway are refused and logged to --access-log. SIGTERM follows the last
   // one at once: the access log is batched per event-loop turn, and the drain must still write every line.
-  const gatewayPort = /"gateway":"[^"]*:(\d+)"/.exec(stderr)![1];
   const refused = 40;
-  await Promise.all(
-    Array.from({ length: refused }, () =>
-      new Promise<void>((resolve) => {
-        const c = net.connect(Number(gatewayPort), '127.0.0.1', () => c.write('GET / HTTP/1.1\r\n\r\n'));
-        c.on('close', () => resolve());
-        c.on('error', () => undefined);
-      }),
-    ),
-  );
-  child.kill('SIGTERM');
-  assert.equal(await exited, 0, stderr);
-  assert.match(stderr, /"msg":"proxy stopped"/);
+  await gw.refuse(refused);
+  assert.equal(await gw.stop(), 0, gw.out.stderr);
+  assert.match(gw.out.stderr, /"msg":"proxy stopped"/);
   const lines = (await readFile(accessLog, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
   assert.equal(lines.length, refused);
   assert.ok(lines.every((l) => l.response_flags === 'NR'));
+});
+
+test('crossmesh proxy --access-log off: no access log anywhere (not on stdout, no file named off)', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'crossmesh-proxy-cli-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const gw = await gatewayProcess(t, 'off', dir);
+  await gw.refuse(5);
+  assert.equal(await gw.stop(), 0, gw.out.stderr);
+  assert.doesNotMatch(gw.out.stdout, /response_flags/);
+  assert.deepEqual(await readdir(dir), []);
 });
 
 test('proxy helpers: resolv.conf nameservers; sync state per type', () => {
