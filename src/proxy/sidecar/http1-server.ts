@@ -7,7 +7,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type net from 'node:net';
-import { appendHeaderLines, joinHead } from '../upstream/index.js';
+import { appendHeaderLines, chunkSize, joinHead } from '../upstream/index.js';
 import type { OutgoingHeaders } from '../upstream/index.js';
 
 /** Envoy's default max_request_headers_kb. */
@@ -398,11 +398,9 @@ export class Http1ServerConnection {
           this.buf = buf;
           return Buffer.alloc(0);
         }
-        const line = buf.toString('latin1', 0, eol);
-        const semi = line.indexOf(';');
-        const hex = (semi < 0 ? line : line.slice(0, semi)).trim();
-        if (!/^[0-9a-fA-F]{1,8}$/.test(hex)) throw new RequestParseError(`invalid chunk size ${JSON.stringify(hex.slice(0, 20))}`);
-        b.remaining = parseInt(hex, 16);
+        const size = chunkSize(buf.toString('latin1', 0, eol));
+        if (size < 0) throw new RequestParseError(`invalid chunk size line ${JSON.stringify(buf.toString('latin1', 0, Math.min(eol, 20)))}`);
+        b.remaining = size;
         b.phase = b.remaining === 0 ? 'trailers' : 'data';
         return buf.subarray(eol + 2);
       }

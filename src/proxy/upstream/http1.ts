@@ -108,6 +108,13 @@ export function joinHead(head: string, body: Buffer): Buffer {
   return out;
 }
 
+/** The size in a chunk-size line (extensions ignored), or -1 when it is not 1–8 hex digits. */
+export function chunkSize(line: string): number {
+  const semi = line.indexOf(';');
+  const hex = (semi < 0 ? line : line.slice(0, semi)).trim();
+  return /^[0-9a-fA-F]{1,8}$/.test(hex) ? parseInt(hex, 16) : -1;
+}
+
 type State = 'head' | 'length' | 'chunk-size' | 'chunk-data' | 'chunk-crlf' | 'trailers' | 'eof' | 'idle';
 
 /** One pooled upstream connection. */
@@ -262,11 +269,9 @@ export class Http1Connection {
               this.buf = buf.subarray(pos);
               return;
             }
-            const line = buf.toString('latin1', pos, eol);
-            const semi = line.indexOf(';');
-            const hex = (semi < 0 ? line : line.slice(0, semi)).trim();
-            if (!/^[0-9a-fA-F]{1,8}$/.test(hex)) throw new ResponseParseError(`invalid chunk size ${JSON.stringify(hex)}`);
-            this.remaining = parseInt(hex, 16);
+            const size = chunkSize(buf.toString('latin1', pos, eol));
+            if (size < 0) throw new ResponseParseError(`invalid chunk size line ${JSON.stringify(buf.toString('latin1', pos, Math.min(eol, pos + 20)))}`);
+            this.remaining = size;
             pos = eol + 2;
             this.state = this.remaining === 0 ? 'trailers' : 'chunk-data';
             break;
