@@ -6,6 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import { createHash } from 'node:crypto';
 import { createSidecar } from '../src/proxy/sidecar/index.js';
 import type { SidecarHandle as Sidecar } from '../src/proxy/sidecar/index.js';
 import { destinationRule, recorder, request, startBackend, stateFor, svc, virtualService, workload } from './sidecar-mesh.js';
@@ -36,6 +37,8 @@ const resources = [
   workload(NS, 'slow-1', '127.78.1.71', { app: 'slow' }, plain),
   svc(NS, 'shadow', 7007, 7008),
   workload(NS, 'shadow-1', '127.78.1.81', { app: 'shadow' }, plain),
+  svc(NS, 'echo', 7009, 7009),
+  workload(NS, 'echo-1', '127.78.1.91', { app: 'echo' }, plain),
   svc(NS, 'client', 80, 80),
 ];
 const config = {
@@ -201,6 +204,60 @@ describe('sidecar traffic management', () => {
     }
     const spread = await Promise.all(Array.from({ length: 24 }, (_, i) => get('http://hash.shop:7004/', { 'x-user': `user-${i}` })));
     assert.ok(new Set(spread.map((r) => r.body)).size >= 2, 'different keys spread over endpoints');
+  });
+
+  test('bodies of every framing pass through whole: buffered, streamed, chunked both ways, HEAD without body', async () => {
+    backends.set('echo-1', await startBackend('127.78.1.91', 7009, 'echo-1', (req, res) => {
+      const h = createHash('sha256');
+      let n = 0;
+      req.on('data', (c: Buffer) => {
+        h.update(c);
+        n += c.length;
+      });
+      req.on('end', () => {
+        if (req.url === '/stream') {
+          // No content-length: Node frames this response chunked, in many writes.
+          res.writeHead(200, { 'content-type': 'application/octet-stream' });
+          for (let i = 0; i < 50; i++) res.write(Buffer.alloc(10_000, i));
+          res.end();
+          return;
+        }
+        res.setHeader('x-framing', req.headers['transfer-encoding'] ?? `length ${req.headers['content-length'] ?? 0}`);
+        res.end(`${n} ${h.digest('hex')}`);
+      });
+    }));
+    const digest = (b: Buffer) => `${b.length} ${createHash('sha256').update(b).digest('hex')}`;
+    const send = (body: Buffer, chunked: boolean, method = 'POST'): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer }> =>
+      new Promise((resolve, reject) => {
+        const req = http.request({ host: '127.78.1.1', port, path: 'http://echo.shop:7009/echo', method, agent, headers: chunked ? {} : { 'content-length': body.length } }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+        });
+        req.on('error', reject);
+        if (chunked) for (let i = 0; i < body.length; i += 7_000) req.write(body.subarray(i, i + 7_000));
+        else req.write(body);
+        req.end();
+      });
+    const small = Buffer.alloc(10_000, 3);
+    const large = Buffer.from(Array.from({ length: 300_000 }, (_, i) => i % 251));
+    const buffered = await send(small, false);
+    assert.equal(buffered.body.toString(), digest(small), 'buffered (replayable) body');
+    assert.equal(buffered.headers['x-framing'], 'length 10000');
+    const streamed = await send(large, false);
+    assert.equal(streamed.body.toString(), digest(large), 'body over 64 KiB streamed with its length');
+    assert.equal(streamed.headers['x-framing'], 'length 300000');
+    const chunked = await send(large, true);
+    assert.equal(chunked.body.toString(), digest(large), 'chunked request body re-chunked upstream');
+    assert.equal(chunked.headers['x-framing'], 'chunked');
+    const down = await request({ host: '127.78.1.1', port }, 'http://echo.shop:7009/stream', { agent });
+    assert.equal(down.status, 200);
+    assert.equal(Buffer.byteLength(down.body, 'latin1'), 500_000, 'chunked response passed through whole');
+    const head = await send(Buffer.alloc(0), false, 'HEAD');
+    assert.equal(head.status, 200);
+    assert.equal(head.body.length, 0);
+    const after = await send(small, false);
+    assert.equal(after.body.toString(), digest(small), 'the pooled connections stayed in sync');
   });
 
   test('outlier detection ejects the failing endpoint and traffic moves', async () => {
