@@ -80,6 +80,11 @@ function cpuMsPer1k(cpuSec: number, requests: number): number {
   return (cpuSec * 1000) / (requests / 1000);
 }
 
+/** SIGTERM, then wait until every process has exited. */
+function stopAll(procs: ChildProcess[]): Promise<unknown> {
+  return Promise.all(procs.map((c) => new Promise((resolve) => (c.exitCode !== null ? resolve(null) : (c.once('exit', resolve), c.kill('SIGTERM'))))));
+}
+
 async function waitFor(what: string, fn: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await fn())) {
@@ -133,7 +138,7 @@ async function main(): Promise<void> {
       const before = procStats(pids);
       const r = await wrk({ host: '127.0.0.1', port: 18081 }, '/', 'app', dir.path);
       const after = procStats(pids);
-      await Promise.all(procs.map((c) => new Promise((res) => (c.exitCode !== null ? res(null) : (c.once('exit', res), c.kill('SIGTERM'))))));
+      await stopAll(procs);
       return { name, r, cpuMsPer1k: cpuMsPer1k(after.cpuSec - before.cpuSec, r.requests), rssMb: after.rssMb };
     };
     // A pair is two processes, as two sidecars are; both sides in one HAProxy process saves the hop between
@@ -165,7 +170,7 @@ async function main(): Promise<void> {
       const after = procStats(pids);
       rows.push({ name, r, cpuMsPer1k: cpuMsPer1k(after.cpuSec - before.cpuSec, r.requests), rssMb: after.rssMb });
       // Gone before the next pair starts, so its drain does not share the CPU with the next run.
-      await Promise.all([serverSide, clientSide].map((c) => new Promise((r) => (c.exitCode !== null ? r(null) : (c.once('exit', r), c.kill('SIGTERM'))))));
+      await stopAll([serverSide, clientSide]);
     };
     await pair('crossmesh pair (mTLS)', '127.0.9.1', '127.0.9.2', 'off');
     // The same addresses and pod names: the second pair replaces the first as the service's only endpoint.

@@ -4,6 +4,7 @@
  * backends through two gateway replicas side by side, balanced per connection, and anything else is refused.
  */
 import { test } from 'node:test';
+import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import tls from 'node:tls';
@@ -51,13 +52,22 @@ function dial(port: number, servername: string | undefined, rootPem: string): Pr
   });
 }
 
-test('gateway runtime: routes control-plane SNIs to EDS endpoints across replicas, refuses the rest', async (t) => {
+/** Two TLS backends for httpbin, the mesh that routes to them, and an ADS server; stopped after the test. */
+async function gatewayFixture(t: TestContext) {
   const pki = await createTestPki();
   const leaf = await pki.issue({ spiffe: 'spiffe://cluster.local/ns/default/sa/httpbin' });
   const backends = await startBackends(leaf.cert, leaf.key);
-  const m = buildMesh(backends.port);
   const cache = createSnapshotCache();
   const running = await startAds({ cache, nodeGroup: (node) => proxyGroupKey(proxyInfoFromNode(node)) });
+  t.after(() => {
+    running.stop();
+    for (const s of backends.servers) s.close();
+  });
+  return { pki, backends, m: buildMesh(backends.port), cache, running };
+}
+
+test('gateway runtime: routes control-plane SNIs to EDS endpoints across replicas, refuses the rest', async (t) => {
+  const { pki, backends, m, cache, running } = await gatewayFixture(t);
   const logs: Array<Record<string, unknown>> = [];
   const gatewayOptions = (replica: number): ProxyOptions => ({
     role: 'eastwest-gateway',
@@ -76,8 +86,6 @@ test('gateway runtime: routes control-plane SNIs to EDS endpoints across replica
   const replicas: Proxy[] = [createProxy(gatewayOptions(1)), createProxy(gatewayOptions(2))];
   t.after(async () => {
     await Promise.all(replicas.map((r) => r.close()));
-    running.stop();
-    for (const s of backends.servers) s.close();
   });
   // Both replicas are one group: the control plane serves them one snapshot.
   const s = snapshotFor(replicas[0]!.node, m);
@@ -146,12 +154,7 @@ async function freePort(): Promise<number> {
 }
 
 test('gateway runtime: without a pinned port it listens on the LDS listener\'s port and follows it when it moves', async (t) => {
-  const pki = await createTestPki();
-  const leaf = await pki.issue({ spiffe: 'spiffe://cluster.local/ns/default/sa/httpbin' });
-  const backends = await startBackends(leaf.cert, leaf.key);
-  const m = buildMesh(backends.port);
-  const cache = createSnapshotCache();
-  const running = await startAds({ cache, nodeGroup: (node) => proxyGroupKey(proxyInfoFromNode(node)) });
+  const { pki, m, cache, running } = await gatewayFixture(t);
   const proxy = createProxy({
     role: 'eastwest-gateway',
     discoveryAddress: running.address,
@@ -165,11 +168,7 @@ test('gateway runtime: without a pinned port it listens on the LDS listener\'s p
     admin: { port: 0, statusPort: false },
     gateway: { host: '127.0.0.1' },
   });
-  t.after(async () => {
-    await proxy.close();
-    running.stop();
-    for (const s of backends.servers) s.close();
-  });
+  t.after(() => proxy.close());
   const withPort = (port: number) => {
     const s = snapshotFor(proxy.node, m);
     const listeners = [...s.resources.listeners.values()] as Array<{ name: string; address: { socket_address: { port_value: number } } }>;

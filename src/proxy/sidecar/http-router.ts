@@ -494,9 +494,11 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
         if (o.kind !== 'response') release();
         cb(o);
       };
+      // A streamed body of unknown length (the client's was chunked) goes upstream chunked too.
+      const chunked = stream && headers['content-length'] === undefined;
       let head: string;
       try {
-        head = buildRequestHead(req.method ?? 'GET', path, headers, stream && headers['content-length'] === undefined);
+        head = buildRequestHead(req.method ?? 'GET', path, headers, chunked);
       } catch (err) {
         // Invalid header values (from a header op) or path: nothing was sent.
         return settle({ kind: 'connect-failure', reason: (err as Error).message, transport: undefined });
@@ -504,7 +506,7 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
       let sock: UpstreamSocket | undefined;
       let sink: BodySink | undefined;
       const exchange = host.http1().request(
-        { head, body, streaming: stream ? { chunked: headers['content-length'] === undefined } : undefined, noResponseBody: req.method === 'HEAD' },
+        { head, body, streaming: stream ? { chunked } : undefined, noResponseBody: req.method === 'HEAD' },
         {
           socket(s, _reused, handle) {
             sock = s;

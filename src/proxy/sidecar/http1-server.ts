@@ -344,7 +344,8 @@ export class Http1ServerConnection {
       const name = line.slice(0, c);
       if (!HEADER_NAME.test(name)) throw new RequestParseError(`invalid header name ${JSON.stringify(name.slice(0, 80))}`);
       const value = line.slice(c + 1).trim();
-      if (/[\0\r\n]/.test(value)) throw new RequestParseError(`invalid value for header ${name}`);
+      // CR and LF cannot be left after the split on CRLF; a bare NUL can.
+      if (value.includes('\0')) throw new RequestParseError(`invalid value for header ${name}`);
       raw.push(name, value);
       const k = name.toLowerCase();
       const prev = headers[k];

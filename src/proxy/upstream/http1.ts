@@ -405,10 +405,6 @@ export class Http1Pool {
     this.limits = limits;
   }
 
-  get idleCount(): number {
-    return this.idle.length;
-  }
-
   /** Sends one request on a pooled or new connection (or after one frees up). */
   request(req: OutgoingRequest, events: ExchangeEvents): ExchangeHandle {
     let handle: ExchangeHandle | undefined;

@@ -7,6 +7,6 @@ export type { HostOutcome, PickOptions } from './cluster.js';
 export { UpstreamHost, CONNECTED, TRANSPORT_FAILURE, PEER_ID, uriSans, sanMatches } from './host.js';
 export type { SecureContextSource, UpstreamSocket, HostLimits } from './host.js';
 export { hash32 } from './hash.js';
-export { Http1Pool, appendHeaderLines, buildRequestHead, chunkSize, joinHead } from './http1.js';
-export type { ExchangeHandle, ExchangeEvents, OutgoingHeaders, OutgoingRequest } from './http1.js';
+export { appendHeaderLines, buildRequestHead, chunkSize, joinHead } from './http1.js';
+export type { ExchangeHandle, OutgoingHeaders } from './http1.js';
 export type * from './types.js';
