@@ -197,6 +197,31 @@ test('a connecting proxy registers its workload; it is removed after the grace p
   );
 });
 
+test('a proxy that reports health registers unhealthy and turns healthy when it reports ready (Istio HealthInformation)', async () => {
+  await withTwoClusters(true, async (c1) => {
+    const key = { group: 'networking.istio.io', kind: 'WorkloadEntry', namespace: 'sample', name: 'hw-ready' };
+    const health = () => c1.cp.store.get(key)?.metadata.annotations?.['crossmesh.io/health'] ?? 'healthy';
+    const client = createAdsClient({
+      address: c1.cp.addresses().xds,
+      node: {
+        id: 'sidecar~10.1.0.43~hw-ready.sample~sample.svc.cluster.local',
+        metadata: { CLUSTER_ID: c1.name, NETWORK: c1.network, NAMESPACE: 'sample', LABELS: { app: 'helloworld' }, SERVICE_ACCOUNT: 'helloworld', HEALTH_REPORTS: 'true' },
+      },
+    });
+    try {
+      client.subscribe(TYPE_URLS.cluster, () => undefined);
+      assert.ok(await eventually(() => c1.cp.store.get(key)), 'registered');
+      assert.equal(health(), 'unhealthy', 'not ready yet: no traffic');
+      client.reportHealth(true);
+      assert.ok(await eventually(() => health() === 'healthy'), 'ready: healthy');
+      client.reportHealth(false, 'app not listening');
+      assert.ok(await eventually(() => health() === 'unhealthy'), 'unhealthy again when it says so');
+    } finally {
+      client.close();
+    }
+  });
+});
+
 test('three control planes, two networks: every sidecar sees every cluster, remote networks through their gateway', async () => {
   const mesh = await startClusters([
     { name: 'cluster-1', network: 'vpc-1' },

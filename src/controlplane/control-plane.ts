@@ -157,6 +157,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
           }
           registration.disconnected(proxy);
         },
+        onHealth: (p, healthy) => registration.health(proxyInfoFromNode(p.node), healthy),
         onNack: (p, typeUrl, nack) => {
           cpMetrics.nack();
           logger.warn('proxy rejected config', { proxy: p.node.id, typeUrl, version: nack.version, error: nack.message });

@@ -16,6 +16,10 @@ import type { Any } from './any.js';
 import { createBackoff } from './backoff.js';
 import type { BackoffOptions } from './backoff.js';
 import { INVALID_ARGUMENT, nodeToWire } from './discovery.js';
+import { HEALTH_INFO_TYPE_URL } from './type-urls.js';
+
+/** google.rpc.Code UNAVAILABLE, the code Istio's agent reports an unhealthy workload with. */
+const UNAVAILABLE = 14;
 import type { DiscoveryRequest, DiscoveryResponse } from './discovery.js';
 import type { XdsNode } from './types.js';
 
@@ -73,6 +77,8 @@ export interface AdsClient {
   status(): AdsClientStatus;
   /** Called on every connect/disconnect. */
   onStatusChange(cb: (status: AdsClientStatus) => void): void;
+  /** Reports the workload's health (Istio's HealthInformation); repeated on every new stream. */
+  reportHealth(healthy: boolean, message?: string): void;
   close(): void;
 }
 
@@ -117,6 +123,7 @@ export function createAdsClient(options: AdsClientOptions): AdsClient {
   let lastError: string | undefined;
   let closed = false;
   let retry: { cancel(): void } | undefined;
+  let health: { healthy: boolean; message: string } | undefined;
 
   const status = (): AdsClientStatus => ({
     connected,
@@ -139,6 +146,17 @@ export function createAdsClient(options: AdsClientOptions): AdsClient {
       ...extra,
     };
     // The node goes on the first request of a stream only; the server remembers it.
+    if (!nodeSent) {
+      req.node = nodeToWire(options.node);
+      nodeSent = true;
+    }
+    stream.write(req);
+  }
+
+  function sendHealth(): void {
+    if (!stream || !health) return;
+    const req: DiscoveryRequest = { type_url: HEALTH_INFO_TYPE_URL, version_info: '', resource_names: [], response_nonce: '' };
+    if (!health.healthy) req.error_detail = { code: UNAVAILABLE, message: health.message };
     if (!nodeSent) {
       req.node = nodeToWire(options.node);
       nodeSent = true;
@@ -186,6 +204,7 @@ export function createAdsClient(options: AdsClientOptions): AdsClient {
       st.nonce = '';
       send(typeUrl, st);
     }
+    sendHealth();
   }
 
   function onResponse(resp: DiscoveryResponse): void {
@@ -233,6 +252,11 @@ export function createAdsClient(options: AdsClientOptions): AdsClient {
   open();
 
   return {
+    reportHealth(healthy, message = '') {
+      if (health && health.healthy === healthy && health.message === message) return;
+      health = { healthy, message };
+      sendHealth();
+    },
     subscribe<T>(typeUrl: string, handler: UpdateHandler<T>, names?: readonly string[]) {
       if (types.has(typeUrl)) throw new CrossmeshError('E_XDS_SUBSCRIBED', `already subscribed to ${typeUrl}`);
       const st: TypeState = { handler: handler as unknown as UpdateHandler, names: names ? [...names] : undefined, accepted: undefined, nonce: '', nacks: 0, decoded: new Map() };

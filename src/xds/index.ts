@@ -2,7 +2,7 @@
  * xDS: what the control plane and the proxy share, and nothing else. Type URLs, packing resources in
  * Any, the resource shapes, Istio naming, builders, and an ADS client.
  */
-export { TYPE_URLS, EXTENSION_TYPE_URLS, PUSH_ORDER, pushRank, isWildcardType, messageNameOf } from './type-urls.js';
+export { TYPE_URLS, HEALTH_INFO_TYPE_URL, EXTENSION_TYPE_URLS, PUSH_ORDER, pushRank, isWildcardType, messageNameOf } from './type-urls.js';
 export type { ResourceKind, ResourceTypeUrl } from './type-urls.js';
 export { encodeResource, decodeResource, resourceName, resourceNameOf, messageType, toJsonValue, XdsCodecError } from './any.js';
 export type { Any, DecodedResource } from './any.js';

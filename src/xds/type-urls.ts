@@ -10,6 +10,12 @@ export const TYPE_URLS = {
   nameTable: `${PREFIX}istio.networking.nds.v1.NameTable`,
 } as const;
 
+/**
+ * Istio's workload health report: a proxy sends a DiscoveryRequest of this type (error_detail set when
+ * unhealthy); the control plane answers nothing and marks the auto-registered WorkloadEntry.
+ */
+export const HEALTH_INFO_TYPE_URL = 'type.googleapis.com/istio.v1.HealthInformation';
+
 export type ResourceKind = keyof typeof TYPE_URLS;
 export type ResourceTypeUrl = (typeof TYPE_URLS)[ResourceKind];
 

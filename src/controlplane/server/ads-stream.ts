@@ -8,7 +8,7 @@
  * exactly when the snapshot moves on. The first request of a type, or one adding names, is answered at once.
  */
 import type { Clock, Logger } from '../../shared/index.js';
-import { isWildcardType, nodeFromWire } from '../../xds/index.js';
+import { HEALTH_INFO_TYPE_URL, isWildcardType, nodeFromWire } from '../../xds/index.js';
 import type { DiscoveryRequest, DiscoveryResponse, XdsNode } from '../../xds/index.js';
 import type { SnapshotCache, WatchResponse } from '../cache/index.js';
 
@@ -63,6 +63,8 @@ export interface AdsServerHooks {
   onAck?(proxy: ConnectedProxy, typeUrl: string, version: string): void;
   onNack?(proxy: ConnectedProxy, typeUrl: string, nack: NackInfo): void;
   onPush?(proxy: ConnectedProxy, typeUrl: string, version: string, resources: number): void;
+  /** Istio's HealthInformation report: no response, no subscription. */
+  onHealth?(proxy: ConnectedProxy, healthy: boolean, message: string): void;
 }
 
 /** The transport a stream writes to and can fail; the gRPC call in production, a fake in unit tests. */
@@ -189,6 +191,13 @@ export function createAdsStream(deps: StreamDeps, sink: StreamSink): AdsStream {
       const typeUrl = req.type_url;
       if (!typeUrl) {
         sink.fail(INVALID_ARGUMENT, 'DiscoveryRequest.type_url is required on an ADS stream');
+        return;
+      }
+      if (typeUrl === HEALTH_INFO_TYPE_URL) {
+        const e = req.error_detail;
+        const healthy = !e || (e.code === 0 && !e.message);
+        log.debug('workload health reported', { healthy, message: e?.message });
+        hook('onHealth', info()!, healthy, e?.message ?? '');
         return;
       }
       const nonce = req.response_nonce ?? '';

@@ -25,6 +25,8 @@ export interface ProxyInfo {
   interception: 'REDIRECT' | 'NONE';
   /** Where the sidecar reaches its own app (metadata APP_HOST), default 127.0.0.1. */
   appHost: string;
+  /** The proxy reports its readiness (HEALTH_REPORTS node metadata): its auto-registered endpoint starts unhealthy. */
+  reportsHealth: boolean;
 }
 
 /**
@@ -61,6 +63,7 @@ export function proxyInfoFromNode(node: XdsNode): ProxyInfo {
     proxyless: str('GENERATOR') === 'grpc',
     interception: str('INTERCEPTION_MODE') === 'NONE' ? 'NONE' : 'REDIRECT',
     appHost: str('APP_HOST') ?? '127.0.0.1',
+    reportsHealth: str('HEALTH_REPORTS') === 'true',
   };
 }
 

@@ -57,6 +57,8 @@ export function buildProxyNode(p: ProxyIdentityInfo): XdsNode {
     INTERCEPTION_MODE: p.interception ?? 'REDIRECT',
     NAME: p.podName,
     INSTANCE_IPS: p.ip,
+    // Readiness goes to the control plane as Istio's HealthInformation: until then our endpoint is unhealthy.
+    HEALTH_REPORTS: 'true',
   };
   if (p.role === 'eastwest-gateway') {
     metadata.REQUESTED_NETWORK_VIEW = (p.requestedNetworkView?.length ? p.requestedNetworkView : [p.network]).join(',');

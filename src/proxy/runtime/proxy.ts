@@ -154,6 +154,8 @@ export function createProxy(options: ProxyOptions): Proxy {
   let announcedReady = false;
   function checkReady(): void {
     if (!isReady()) return;
+    // The control plane keeps this workload's endpoint unhealthy until now (the client repeats it per stream).
+    ads?.reportHealth(true);
     if (!announcedReady) {
       announcedReady = true;
       logger.info('proxy ready', { versions: Object.fromEntries([...(xds?.versions() ?? [])].map(([t, v]) => [t.slice(t.lastIndexOf('.') + 1), v.version])) });
@@ -287,6 +289,7 @@ export function createProxy(options: ProxyOptions): Proxy {
     if (!options.xdsTls || !ads || !xds || closed) return;
     const old = ads;
     ads = connectAds();
+    if (announcedReady) ads.reportHealth(true);
     xds.rebind(ads);
     old.close();
     logger.info('xds reconnected with the rotated certificate');
