@@ -43,6 +43,8 @@ export interface StartLabOptions {
   progress?: (line: string) => void;
   /** Longest wait for each control plane and proxy to be ready. */
   readyTimeoutMs?: number;
+  /** Longest wait, once everything is ready, for the mesh to settle (see waitSettled). */
+  settleTimeoutMs?: number;
 }
 
 async function poll(what: string, check: () => Promise<boolean>, timeoutMs: number, failed: () => string | undefined): Promise<void> {
@@ -81,6 +83,66 @@ function readyInNamespace(netns: string): Promise<boolean> {
   return new Promise((resolve) => {
     execFile('ip', ['netns', 'exec', netns, 'curl', '-s', '-m', '1', '-o', '/dev/null', '-w', '%{http_code}', 'http://127.0.0.1:15021/healthz/ready'], (_err, stdout) => resolve(stdout.trim() === '200'));
   });
+}
+
+interface EndpointView {
+  address: string;
+  port: number;
+  healthy: boolean;
+}
+interface ConnectionView {
+  node: { id: string };
+  types: Array<{ typeUrl: string; sync: string }>;
+}
+
+/** Why one control plane's view is not settled yet, or undefined; `endpoints` collects what it sees. */
+async function unsettledAt(admin: string, endpoints: Set<string>): Promise<string | undefined> {
+  const get = async <T>(view: string) => (await fetch(`${admin}/debug/${view}`, { signal: AbortSignal.timeout(2000) })).json() as Promise<T>;
+  const byService = await get<Record<string, Record<string, EndpointView[]>>>('endpointz');
+  for (const [service, byCluster] of Object.entries(byService)) {
+    for (const [cluster, list] of Object.entries(byCluster)) {
+      for (const e of list) {
+        if (!e.healthy) return `${admin}: ${service} endpoint ${e.address} in ${cluster} is not ready yet`;
+        endpoints.add(`${service} ${cluster} ${e.address}:${e.port}`);
+      }
+    }
+  }
+  for (const c of await get<ConnectionView[]>('connections')) {
+    const behind = c.types.find((t) => t.sync !== 'SYNCED');
+    if (behind) return `${admin}: proxy ${c.node.id} is ${behind.sync} on ${behind.typeUrl.slice(behind.typeUrl.lastIndexOf('.') + 1)}`;
+  }
+  return undefined;
+}
+
+/**
+ * Waits until the mesh has settled, so that the first calls see it whole: every control plane sees the
+ * same endpoints, all healthy (auto-registered workloads turn healthy when their proxy is ready), and every
+ * connected proxy has ACKed its control plane's current config, steadily for longer than a push debounce.
+ * Returns why it has not settled when the time is up.
+ */
+async function waitSettled(admins: string[], timeoutMs: number): Promise<string | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  let reason: string | undefined;
+  let steadySince: number | undefined;
+  let last = '';
+  for (;;) {
+    const views = admins.map(() => new Set<string>());
+    reason = undefined;
+    try {
+      for (let i = 0; i < admins.length && !reason; i++) reason = await unsettledAt(admins[i]!, views[i]!);
+    } catch (err) {
+      reason = `control plane debug view: ${errorMessage(err)}`;
+    }
+    const seen = views.map((v) => [...v].sort().join('|'));
+    if (!reason && seen.some((s) => s !== seen[0])) reason = 'control planes do not see the same endpoints yet';
+    if (!reason && seen[0] !== last) reason = 'endpoints still changing';
+    last = seen[0] ?? '';
+    if (reason) steadySince = undefined;
+    else if (steadySince === undefined) steadySince = Date.now();
+    else if (Date.now() - steadySince >= 1500) return undefined;
+    if (Date.now() > deadline) return reason ?? 'not steady long enough';
+    await new Promise((r) => setTimeout(r, 250));
+  }
 }
 
 /**
@@ -270,6 +332,9 @@ export async function startLab(options: StartLabOptions): Promise<RunningLab> {
     }
 
     await Promise.all(waits);
+    const unsettled = await waitSettled([...cps.values()].map((c) => c.admin), options.settleTimeoutMs ?? 30_000);
+    if (unsettled) logger.warn('the mesh has not settled; first calls may not yet see every endpoint', { reason: unsettled });
+    else say('mesh settled: every workload healthy and every proxy synced');
     writeLabState(dir, state);
     return { state, supervisor, stop };
   } catch (err) {
