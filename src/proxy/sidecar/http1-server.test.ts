@@ -149,6 +149,31 @@ test('Expect: 100-continue gets an interim response; idle connections time out',
   await srv.close();
 });
 
+test('a request slower than the idle timeout is answered and the connection kept; then idle closes it', async () => {
+  const srv = await serve((req, res) => {
+    setTimeout(() => {
+      res.writeHead(200, { 'content-length': 4 });
+      res.end('late');
+    }, 250);
+    req.resume();
+  }, 100);
+  const c = net.connect(srv.port, '127.0.0.1');
+  let text = '';
+  let closedAt = 0;
+  const started = Date.now();
+  c.on('data', (d) => (text += d.toString('latin1')));
+  c.on('end', () => (closedAt = Date.now() - started));
+  c.write('GET /1 HTTP/1.1\r\nhost: h\r\n\r\n');
+  await new Promise((r) => setTimeout(r, 300));
+  assert.match(text, /^HTTP\/1\.1 200 OK[\s\S]*late$/);
+  c.write('GET /2 HTTP/1.1\r\nhost: h\r\n\r\n');
+  await new Promise((r) => setTimeout(r, 600));
+  assert.equal(text.split('late').length - 1, 2, 'the second request used the same connection');
+  assert.ok(closedAt >= 550, `closed by the idle timeout only after the second answer (${closedAt} ms)`);
+  c.destroy();
+  await srv.close();
+});
+
 test('invalid response headers from a header op are refused before anything is sent', async () => {
   const srv = await serve((_req, res) => {
     assert.throws(() => res.writeHead(200, { 'x-bad': 'a\r\nset-cookie: injected' }), /invalid value for header "x-bad"/);

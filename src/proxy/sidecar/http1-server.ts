@@ -154,6 +154,15 @@ export class DownstreamResponse extends EventEmitter {
     if (this.writableEnded || this.closed) return;
     const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
     if (!this.head) this.writeHead(200, buf ? { 'content-length': buf.length } : { 'content-length': 0 });
+    if (!this.headersSent && !this.chunked && !this.noBody && buf && buf.length) {
+      // The common case, a whole response at once: one write, no cork.
+      this.headersSent = true;
+      this.writableEnded = true;
+      this.sock.write(joinHead(this.head, buf));
+      this.writableFinished = true;
+      this.done();
+      return;
+    }
     this.sock.cork();
     if (buf && buf.length) this.write(buf);
     else if (!this.headersSent) {
@@ -244,6 +253,8 @@ export class Http1ServerConnection {
       this.dead = true;
       this.res?.closedByPeer();
     });
+    // Armed once for the connection's life: re-arming it around every request costs two timer objects per
+    // request. It fires harmlessly while a request is in flight; any read or write re-arms it.
     sock.on('timeout', () => {
       if (!this.req) sock.destroy();
     });
@@ -284,7 +295,6 @@ export class Http1ServerConnection {
     this.res = undefined;
     this.responded = false;
     this.discarding = false;
-    this.sock.setTimeout(this.hooks.idleTimeoutMs);
     this.sock.resume();
     if (this.buf && !this.dead) {
       // A pipelined request: parse it after the caller that ended the previous response has returned.
@@ -371,7 +381,6 @@ export class Http1ServerConnection {
     const res = new DownstreamResponse(this, sock, req);
     this.req = req;
     this.res = res;
-    sock.setTimeout(0);
     if (headers.expect?.toLowerCase() === '100-continue' && this.body.kind !== 'none') sock.write('HTTP/1.1 100 Continue\r\n\r\n');
     if (this.body.kind === 'none') req.finishBody();
     this.hooks.request(req, res);

@@ -82,8 +82,9 @@ export class UpstreamHost {
   /**
    * Opens a connection: TCP, or TLS verified against the roots and the SPIFFE IDs this endpoint may present.
    * `halfOpen` is for tcp_proxy (FIN passes through); HTTP pools must see a peer's FIN as the end.
+   * `idleTimeoutMs` replaces the connect timeout once connected (0: none).
    */
-  connect(halfOpen = false): UpstreamSocket {
+  connect(halfOpen = false, idleTimeoutMs = 0): UpstreamSocket {
     const { connectTimeoutMs } = this.limits;
     let sock: UpstreamSocket;
     const t = this.tls;
@@ -113,7 +114,7 @@ export class UpstreamHost {
       if (!ctx) process.nextTick(() => sock.destroy(Object.assign(new Error('no workload certificate yet'), { code: 'ENOCERT' })));
       sock.once('secureConnect', () => {
         sock[CONNECTED] = true;
-        sock.setTimeout(0);
+        sock.setTimeout(idleTimeoutMs);
       });
       sock.once('error', (err: NodeJS.ErrnoException) => {
         if (!sock[CONNECTED] && !sock[TRANSPORT_FAILURE] && (err.code?.startsWith('ERR_SSL') || err.code?.includes('CERT') || /SSL|TLS|certificate/i.test(err.message))) {
@@ -124,7 +125,7 @@ export class UpstreamHost {
       sock = net.connect({ host: this.spec.address, port: this.spec.port, allowHalfOpen: halfOpen, noDelay: true });
       sock.once('connect', () => {
         sock[CONNECTED] = true;
-        sock.setTimeout(0);
+        sock.setTimeout(idleTimeoutMs);
       });
     }
     sock.setTimeout(connectTimeoutMs, () => {
@@ -137,7 +138,7 @@ export class UpstreamHost {
 
   /** The keep-alive HTTP/1.1 pool for this endpoint, created on first use. */
   http1(): Http1Pool {
-    this.pool ??= new Http1Pool(() => this.connect(), this.limits);
+    this.pool ??= new Http1Pool((idleTimeoutMs) => this.connect(false, idleTimeoutMs), this.limits);
     return this.pool;
   }
 

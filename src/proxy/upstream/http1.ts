@@ -130,7 +130,6 @@ export class Http1Connection {
   private headSeen = false;
   private reused = false;
   private closed = false;
-  private onIdleClose: (() => void) | undefined;
 
   constructor(
     readonly sock: UpstreamSocket,
@@ -138,7 +137,8 @@ export class Http1Connection {
   ) {
     sock.on('data', (d: Buffer) => this.onData(d));
     sock.on('error', (err: NodeJS.ErrnoException) => this.fail(err));
-    // The pool arms the socket timeout only while the connection is idle.
+    // The idle timeout stays armed for the connection's life (re-arming it twice per request costs more
+    // than the rest of the pool's bookkeeping); while a request is out it fires harmlessly.
     sock.on('timeout', () => {
       if (!this.events && sock[CONNECTED]) sock.destroy();
     });
@@ -146,18 +146,12 @@ export class Http1Connection {
       this.closed = true;
       if (this.state === 'eof') return this.complete();
       if (this.events) this.fail(Object.assign(new Error('upstream connection closed'), { code: 'ECONNRESET' }));
-      this.onIdleClose?.();
     });
   }
 
   /** Closed, or half-closed by the peer (its FIN arrives before our side's close completes). */
   get isClosed(): boolean {
     return this.closed || this.sock.destroyed || !this.sock.readable || !this.sock.writable;
-  }
-
-  /** Registers what to do if the peer closes the connection while it sits idle in the pool. */
-  whenIdleClosed(cb: () => void): void {
-    this.onIdleClose = cb;
   }
 
   send(req: OutgoingRequest, events: ExchangeEvents, reused: boolean): ExchangeHandle {
@@ -393,15 +387,18 @@ export interface PoolLimits {
 export class Http1Pool {
   private readonly idle: Http1Connection[] = [];
   private readonly waiting: Array<(conn: Http1Connection | Error) => void> = [];
+  private readonly conns = new Set<Http1Connection>();
   private open = 0;
   private retired = false;
 
   constructor(
-    private readonly connect: () => UpstreamSocket,
+    /** Opens a connection whose socket timeout becomes `idleTimeoutMs` once connected. */
+    private readonly connect: (idleTimeoutMs: number) => UpstreamSocket,
     private limits: PoolLimits,
   ) {}
 
   setLimits(limits: PoolLimits): void {
+    if (limits.idleTimeoutMs !== this.limits.idleTimeoutMs) for (const c of this.conns) if (c.sock[CONNECTED]) c.sock.setTimeout(limits.idleTimeoutMs);
     this.limits = limits;
   }
 
@@ -446,24 +443,22 @@ export class Http1Pool {
   private take(): Http1Connection | undefined {
     while (this.idle.length) {
       const c = this.idle.pop()!;
-      if (!c.isClosed) {
-        c.sock.setTimeout(0);
-        c.whenIdleClosed(() => {});
-        return c;
-      }
+      if (!c.isClosed) return c;
     }
     return undefined;
   }
 
   private fresh(): Http1Connection {
     this.open++;
-    const sock = this.connect();
+    const sock = this.connect(this.limits.idleTimeoutMs);
     let counted = true;
     const conn = new Http1Connection(sock, (c) => this.put(c));
+    this.conns.add(conn);
     sock.once('close', () => {
       if (counted) {
         counted = false;
         this.open--;
+        this.conns.delete(conn);
         const i = this.idle.indexOf(conn);
         if (i >= 0) this.idle.splice(i, 1);
         this.next();
@@ -481,11 +476,6 @@ export class Http1Pool {
     const w = this.waiting.shift();
     if (w) return w(conn);
     conn.sock.resume();
-    conn.sock.setTimeout(this.limits.idleTimeoutMs);
-    conn.whenIdleClosed(() => {
-      const i = this.idle.indexOf(conn);
-      if (i >= 0) this.idle.splice(i, 1);
-    });
     this.idle.push(conn);
   }
 
