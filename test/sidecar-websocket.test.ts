@@ -92,6 +92,7 @@ function attachWebSocketEcho(b: Backend, upgrades: string[]): void {
     const accept = createHash('sha1').update(`${String(req.headers['sec-websocket-key'])}${WS_GUID}`).digest('base64');
     sock.write(`HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: ${accept}\r\n\r\n`);
     const read = frameReader((opcode, payload) => {
+      if (payload.toString() === 'reset') return sock.destroy();
       if (!sock.write(frame(opcode, payload, false))) {
         sock.pause();
         sock.once('drain', () => sock.resume());
@@ -122,15 +123,22 @@ function connectWs(via: { host: string; port: number }, host: string, path: stri
     const sock = net.connect(via);
     const key = randomBytes(16).toString('base64');
     const messages: Buffer[] = [];
-    const waiters: Array<(b: Buffer) => void> = [];
+    const waiters: Array<{ resolve: (b: Buffer) => void; reject: (e: Error) => void }> = [];
     let buf = Buffer.alloc(0);
     let client: WsClient | undefined;
     const read = frameReader((_op, payload) => {
       const w = waiters.shift();
-      if (w) w(payload);
+      if (w) w.resolve(payload);
       else messages.push(payload);
     });
-    const closed = new Promise<void>((r) => sock.once('close', () => r()));
+    let isClosed = false;
+    const closed = new Promise<void>((r) =>
+      sock.once('close', () => {
+        isClosed = true;
+        for (const w of waiters.splice(0)) w.reject(new Error('the tunnel closed before the message came'));
+        r();
+      }),
+    );
     sock.on('error', reject);
     sock.on('data', (chunk: Buffer) => {
       if (client) {
@@ -154,7 +162,12 @@ function connectWs(via: { host: string; port: number }, host: string, path: stri
           this.sent += f.length;
           sock.write(f);
         },
-        next: () => new Promise((r) => (messages.length ? r(messages.shift()!) : waiters.push(r))),
+        next: () =>
+          new Promise((resolve, reject) => {
+            if (messages.length) resolve(messages.shift()!);
+            else if (isClosed) reject(new Error('the tunnel is closed'));
+            else waiters.push({ resolve, reject });
+          }),
         closed,
       };
       if (status === 101) {
@@ -304,6 +317,15 @@ describe('WebSocket through the sidecar pair', () => {
     // The tunnel's connections never went back to a pool: the next requests are clean HTTP exchanges.
     for (let i = 0; i < 3; i++) assert.equal((await request(via, 'http://slowws.chat:8081/after')).body, 'plain /after');
     assert.equal(clientLog.records.find((r) => r.path === '/slow')!.response_flags, '-');
+  });
+
+  test('the app resetting its connection tears down the tunnel to the client', async () => {
+    const ws = await connectWs(via, 'ws.chat:8080', '/reset');
+    assert.equal(ws.status, 101);
+    ws.send('reset');
+    await ws.closed;
+    await waitFor(() => clientLog.records.some((r) => r.path === '/reset'));
+    assert.equal(clientLog.records.find((r) => r.path === '/reset')!.response_code, 101);
   });
 
   test('a non-101 answer to an upgrade is relayed as a normal response', async () => {

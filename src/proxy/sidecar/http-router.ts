@@ -404,7 +404,8 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
       if (attemptCount) headers['x-envoy-attempt-count'] = String(retries + 1);
       once(host, (o) => {
         if (finished) {
-          if (o.kind === 'response') o.done();
+          if (o.kind === 'upgrade') o.sock.destroy();
+          if (o.kind === 'response' || o.kind === 'upgrade') o.done();
           return;
         }
         if (o.kind === 'stale' && !staleRetried && !stream) {
