@@ -82,6 +82,23 @@ function frameReader(onFrame: (opcode: number, payload: Buffer) => void): (chunk
 }
 
 /** The app: answers plain requests with what it saw, echoes WebSocket messages, says "bye" after the client's FIN. */
+/** Upgraded app connections (the HTTP server no longer tracks them), closed after the tests. */
+const appSockets = new Set<net.Socket>();
+const FLOOD_BYTES = 48 * 1024 * 1024;
+const flood = { written: 0 };
+
+/** Sends FLOOD_BYTES in 64 KiB binary messages as fast as the connection takes them (its own backpressure). */
+function floodSocket(sock: net.Socket): void {
+  const piece = frame(2, Buffer.alloc(64 * 1024, 1), false);
+  const pump = (): void => {
+    while (flood.written < FLOOD_BYTES) {
+      flood.written += 64 * 1024;
+      if (!sock.write(piece)) return void sock.once('drain', pump);
+    }
+  };
+  pump();
+}
+
 function attachWebSocketEcho(b: Backend, upgrades: string[]): void {
   b.server.on('upgrade', (req: http.IncomingMessage, sock: net.Socket, head: Buffer) => {
     upgrades.push(req.url ?? '');
@@ -91,6 +108,12 @@ function attachWebSocketEcho(b: Backend, upgrades: string[]): void {
     }
     const accept = createHash('sha1').update(`${String(req.headers['sec-websocket-key'])}${WS_GUID}`).digest('base64');
     sock.write(`HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: ${accept}\r\n\r\n`);
+    appSockets.add(sock);
+    sock.once('close', () => appSockets.delete(sock));
+    if (req.url === '/flood') {
+      sock.on('end', () => sock.end());
+      return floodSocket(sock);
+    }
     const read = frameReader((opcode, payload) => {
       if (payload.toString() === 'reset') return sock.destroy();
       if (!sock.write(frame(opcode, payload, false))) {
@@ -260,6 +283,7 @@ describe('WebSocket through the sidecar pair', () => {
 
   after(async () => {
     await Promise.all(sidecars.map((s) => s.close()));
+    for (const s of appSockets) s.destroy();
     await Promise.all(backends.map((b) => b.close()));
   });
 
@@ -299,6 +323,33 @@ describe('WebSocket through the sidecar pair', () => {
     const total = (await clientRegistry.getSingleMetric('istio_requests_total')!.get()).values.find((v) => String(v.labels.response_code) === '101');
     assert.equal(total?.value, 1);
     assert.equal(total?.labels.destination_service, 'ws.chat.svc.cluster.local');
+  });
+
+  test('backpressure: a client that stops reading stops the app writing, nothing piles up in the sidecars', async () => {
+    const ws = await connectWs(via, 'ws.chat:8080', '/flood');
+    assert.equal(ws.status, 101);
+    ws.sock.pause();
+    await new Promise((r) => setTimeout(r, 400));
+    const whilePaused = flood.written;
+    assert.ok(whilePaused < FLOOD_BYTES / 2, `the app got ${whilePaused} bytes out while the client read nothing`);
+    let got = 0;
+    const all = new Promise<void>((resolve) => {
+      const count = (): void => {
+        ws.next().then((m) => {
+          got += m.length;
+          if (got >= FLOOD_BYTES) resolve();
+          else count();
+        }, resolve);
+      };
+      count();
+    });
+    ws.sock.resume();
+    await all;
+    assert.equal(got, FLOOD_BYTES);
+    ws.sock.end();
+    await ws.closed;
+    await waitFor(() => clientLog.records.some((r) => r.path === '/flood'));
+    await waitFor(() => serverLog.records.some((r) => r.path === '/flood'));
   });
 
   test('the tunnel outlives the route timeout; ordinary requests meanwhile use other pooled connections', async () => {
