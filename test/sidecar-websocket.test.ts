@@ -84,7 +84,7 @@ function frameReader(onFrame: (opcode: number, payload: Buffer) => void): (chunk
 /** The app: answers plain requests with what it saw, echoes WebSocket messages, says "bye" after the client's FIN. */
 /** Upgraded app connections (the HTTP server no longer tracks them), closed after the tests. */
 const appSockets = new Set<net.Socket>();
-const FLOOD_BYTES = 48 * 1024 * 1024;
+const FLOOD_BYTES = 64 * 1024 * 1024;
 const flood = { written: 0 };
 
 /** Sends FLOOD_BYTES in 64 KiB binary messages as fast as the connection takes them (its own backpressure). */
