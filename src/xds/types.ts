@@ -117,6 +117,9 @@ export interface HttpConnectionManager {
   rds?: { config_source: ConfigSource; route_config_name: string };
   route_config?: RouteConfiguration;
   http_filters?: HttpFilter[];
+  /** Upgrade types (e.g. `websocket`) the manager lets through; `enabled` defaults to true. */
+  upgrade_configs?: Array<{ upgrade_type: string; enabled?: { value: boolean } }>;
+  stream_idle_timeout?: Duration;
 }
 
 export interface TcpProxy {

@@ -144,3 +144,18 @@ test('generate: explicit mode binds the pod address for the HTTP proxy and inbou
   const sleep = vhosts.find((v: any) => v.name === 'sleep.default.svc.cluster.local:80');
   assert.ok(sleep.domains.includes('sleep'), 'port 80 keeps bare names');
 });
+
+test('generate: every sidecar HTTP connection manager lets WebSocket upgrades through, as Istio does', () => {
+  for (const interception of ['REDIRECT', 'NONE'] as const) {
+    const r = generateForProxy({ view, config, mesh, proxy: { ...sleepProxy, interception }, vipOf });
+    assertEncodes(r);
+    const hcms = [...r.listeners.values()].flatMap((l: any) =>
+      [...(l.filter_chains ?? []), ...(l.default_filter_chain ? [l.default_filter_chain] : [])].flatMap((c: any) =>
+        c.filters.filter((f: any) => f.name === 'envoy.filters.network.http_connection_manager').map((f: any) => ({ listener: l.name, hcm: f.typed_config })),
+      ),
+    );
+    assert.ok(hcms.some((h) => h.hcm.stat_prefix.startsWith('inbound_')), `${interception}: an inbound HCM`);
+    assert.ok(hcms.some((h) => h.hcm.stat_prefix.startsWith('outbound_')), `${interception}: an outbound HCM`);
+    for (const { listener, hcm } of hcms) assert.deepEqual(hcm.upgrade_configs, [{ upgrade_type: 'websocket' }], `${interception} ${listener}`);
+  }
+});

@@ -27,6 +27,9 @@ function socketAddress(address: string, port: number) {
   return { socket_address: { address, port_value: port } };
 }
 
+/** WebSocket upgrades pass through every sidecar connection manager, as Istio configures them by default. */
+const UPGRADE_CONFIGS = [{ upgrade_type: 'websocket' }];
+
 /** HTTP connection manager for outbound traffic: fault injection, then routing, routes by RDS. */
 export function outboundHcm(routeName: string): NetworkFilter {
   return {
@@ -37,6 +40,7 @@ export function outboundHcm(routeName: string): NetworkFilter {
       http_filters: [{ name: FAULT_FILTER, typed_config: typed(TYPE_HTTP_FAULT) }, routerFilter()],
       use_remote_address: { value: false },
       normalize_path: { value: true },
+      upgrade_configs: UPGRADE_CONFIGS,
     }),
   };
 }
@@ -55,6 +59,7 @@ function inboundHcm(port: number): NetworkFilter {
       http_filters: [routerFilter()],
       forward_client_cert_details: 'APPEND_FORWARD',
       set_current_client_cert_details: { subject: { value: true }, uri: true, dns: true },
+      upgrade_configs: UPGRADE_CONFIGS,
     }),
   };
 }

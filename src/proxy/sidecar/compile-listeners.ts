@@ -4,9 +4,9 @@
  * port, server name, transport protocol, application protocol; at each step the most specific match wins.
  */
 import type { Decoded, Problems } from './config-util.js';
-import { wrapped } from './config-util.js';
+import { durationMs, wrapped } from './config-util.js';
 import { checkSecretNames } from './compile-clusters.js';
-import { compileRouteTable } from './compile-routes.js';
+import { compileRouteTable, compileUpgrades } from './compile-routes.js';
 import type { RouteTable } from './compile-routes.js';
 
 type Obj = Decoded;
@@ -25,6 +25,10 @@ export interface HttpChainFilter {
   fault: boolean;
   /** forward_client_cert_details: add the caller's identity in x-forwarded-client-cert. */
   xfcc: boolean;
+  /** upgrade_configs: lowercased upgrade type → enabled. Types not listed are refused (403). */
+  upgrades: ReadonlyMap<string, boolean>;
+  /** stream_idle_timeout (Envoy's default 5 min; 0 = none); here it bounds idle upgrade tunnels. */
+  streamIdleTimeoutMs: number;
 }
 
 export interface TcpChainFilter {
@@ -139,6 +143,8 @@ function compileHcm(h: Obj, problems: Problems, path: string): HttpChainFilter {
     statPrefix: String(h.stat_prefix ?? ''),
     fault: ((h.http_filters ?? []) as Obj[]).some((f) => f.name === 'envoy.filters.http.fault'),
     xfcc: h.forward_client_cert_details !== undefined && h.forward_client_cert_details !== 'SANITIZE',
+    upgrades: compileUpgrades(h.upgrade_configs, problems, `${path}.upgrade_configs`),
+    streamIdleTimeoutMs: durationMs(h.stream_idle_timeout, 300_000),
   };
   if (h.rds?.route_config_name) out.rds = String(h.rds.route_config_name);
   else if (h.route_config) out.inline = compileRouteTable(h.route_config, problems, `${path}.route_config.`);

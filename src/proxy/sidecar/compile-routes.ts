@@ -93,6 +93,10 @@ export interface CompiledRoute {
         hostRewrite?: string;
         hash: HashPolicy[];
         mirrors: Array<{ cluster: string; fraction: number }>;
+        /** Per-route upgrade_configs: override the connection manager's for the types they name. */
+        upgrades?: ReadonlyMap<string, boolean>;
+        /** Route idle_timeout: overrides the connection manager's stream_idle_timeout. */
+        idleTimeoutMs?: number;
       }
     | { type: 'direct'; status: number; body: string }
     | { type: 'redirect'; status: number; host?: string; path?: string; scheme?: string };
@@ -314,8 +318,23 @@ function compileRoute(r: Obj, problems: Problems, path: string): CompiledRoute {
         return [];
       }),
       mirrors: (ra.request_mirror_policies ?? []).map((mp: Obj) => ({ cluster: String(mp.cluster), fraction: fraction(mp.runtime_fraction?.default_value, 1) })),
+      ...(ra.upgrade_configs?.length ? { upgrades: compileUpgrades(ra.upgrade_configs, problems, `${path}.route.upgrade_configs`) } : {}),
+      ...(ra.idle_timeout ? { idleTimeoutMs: durationMs(ra.idle_timeout, 0) } : {}),
     },
   };
+}
+
+/** upgrade_configs (connection manager or route): lowercased type → enabled (Envoy's default true). */
+export function compileUpgrades(list: unknown, problems: Problems, path: string): Map<string, boolean> {
+  const out = new Map<string, boolean>();
+  for (const [i, u] of ((list ?? []) as Obj[]).entries()) {
+    const type = String(u.upgrade_type ?? '').toLowerCase();
+    if (!type) problems.add(`${path}[${i}].upgrade_type`, 'must not be empty');
+    else if (type === 'connect' || type === 'connect-udp') problems.add(`${path}[${i}].upgrade_type`, `${type} tunnels are not supported`);
+    else if ((u.filters as Obj[] | undefined)?.length) problems.add(`${path}[${i}].filters`, 'per-upgrade filter chains are not supported');
+    else out.set(type, wrapped(u.enabled, true));
+  }
+  return out;
 }
 
 function compileRetry(rp: Obj, problems: Problems, path: string): RetryPolicy {

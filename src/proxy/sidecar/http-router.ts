@@ -1,10 +1,11 @@
 /**
  * The HTTP connection manager's request path: virtual host and route selection, fault injection, direct
  * responses and redirects, weighted clusters, retries with per-try and global timeouts, mirroring, header
- * rewriting, and one access-log record plus Istio metrics per request. Local replies carry Envoy's
- * response flags (NR, UH, UF, URX, UT, UO, UC, FI, DI, NC).
+ * rewriting, upgrades (WebSocket) turned into tunnels, and one access-log record plus Istio metrics per
+ * request. Local replies carry Envoy's response flags (NR, UH, UF, URX, UT, UO, UC, FI, DI, NC).
  */
 import type http from 'node:http';
+import type net from 'node:net';
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '../../shared/clock.js';
 import type { AccessLogRecord, MeshMetrics, RequestLabels } from '../telemetry/index.js';
@@ -15,6 +16,7 @@ import type { CompiledRoute, HeaderOps, RetryPolicy, RouteTable } from './compil
 import { selectVirtualHost } from './compile-routes.js';
 import type { DownstreamRequest, DownstreamResponse } from './http1-server.js';
 import type { HttpChainFilter } from './compile-listeners.js';
+import { runTunnel, tunnelIdleTimeoutMs, upgradeAllowed } from './upgrade.js';
 
 /** What the router knows about the downstream connection a request came on. */
 export interface DownstreamInfo {
@@ -43,10 +45,12 @@ export interface RouterEnv {
 
 /** Request bodies up to this size are buffered so that retries and mirrors can replay them. */
 const MAX_REPLAY_BODY = 64 * 1024;
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authorization', 'proxy-authenticate']);
+// http2-settings only ever travels with an h2c upgrade, which the proxy ignores.
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authorization', 'proxy-authenticate', 'http2-settings']);
 
 type Outcome =
   | { kind: 'response'; status: number; rawHeaders: string[]; host: UpstreamHost; peerId?: string | undefined; exchange: ExchangeHandle; body: (sink: BodySink) => void; done: () => void }
+  | { kind: 'upgrade'; rawHeaders: string[]; peerId?: string | undefined; sock: UpstreamSocket; rest: Buffer; done: () => void }
   | { kind: 'connect-failure'; reason: string; transport?: string | undefined }
   | { kind: 'reset' }
   | { kind: 'stale' }
@@ -170,6 +174,9 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
     if (url.charCodeAt(0) === 47 /* / */) {
       authority = (req.headers.host ?? '').toLowerCase();
       pathAndQuery = url;
+    } else if (req.method === 'CONNECT') {
+      authority = url.toLowerCase();
+      pathAndQuery = '';
     } else {
       // Absolute form (explicit proxy): the URL's authority wins over Host, as Envoy's allow_absolute_url.
       const m = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)(.*)$/i.exec(url);
@@ -201,6 +208,8 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
       }
     });
 
+    // No route has a connect_matcher (CONNECT tunnels are not configured): Envoy answers 404 NR.
+    if (req.method === 'CONNECT') return localReply(x, res, 404, 'NR', '');
     const table = down.chain.inline ?? (down.chain.rds !== undefined ? env.routeTable(down.chain.rds) : undefined);
     const vh = table ? selectVirtualHost(table, authority) : undefined;
     const q = pathAndQuery.indexOf('?');
@@ -208,6 +217,8 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
     const route = vh ? matchRoute(vh.routes, req, path, q < 0 ? '' : pathAndQuery.slice(q + 1), authority) : undefined;
     if (!vh || !route) return localReply(x, res, 404, 'NR', '');
     x.route = route;
+    const upgrade = req.upgrade;
+    if (upgrade !== undefined && !upgradeAllowed(upgrade, down.chain, route)) return localReply(x, res, 403, undefined, '');
 
     const proceed = (): void => {
       const action = route.action;
@@ -241,6 +252,10 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
         const prev = headers[k];
         headers[k] = prev === undefined ? raw[i + 1]! : `${prev as string}, ${raw[i + 1]!}`;
       }
+      if (upgrade !== undefined) {
+        headers.connection = 'upgrade';
+        headers.upgrade = req.headers.upgrade;
+      }
       headers.host = action.hostRewrite ?? authority;
       headers['x-request-id'] = x.requestId;
       headers['x-forwarded-proto'] = down.tls ? 'https' : 'http';
@@ -272,8 +287,10 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
       const chunked = req.headers['transfer-encoding'] !== undefined;
       const len = cl === undefined ? 0 : Number(cl);
       const run = (body: Buffer | undefined, stream: boolean): void => {
-        for (const m of action.mirrors) if (!stream && Math.random() < m.fraction) mirror(m.cluster, req.method!, upstreamPath, headers, body);
-        forward(x, req, res, down, cluster, route, action.retry, action.timeoutMs, headers, upstreamPath, body, stream, hash, [vh.responseOps, route.responseOps, targetOps?.responseOps], vh.includeAttemptCount);
+        // An upgrade is one stream that cannot be replayed: no mirror, no retry.
+        if (upgrade === undefined) for (const m of action.mirrors) if (!stream && Math.random() < m.fraction) mirror(m.cluster, req.method!, upstreamPath, headers, body);
+        const retry = upgrade === undefined ? action.retry : undefined;
+        forward(x, req, res, down, cluster, route, retry, action.timeoutMs, headers, upstreamPath, body, stream, hash, [vh.responseOps, route.responseOps, targetOps?.responseOps], vh.includeAttemptCount);
       };
       if (!chunked && len === 0) run(undefined, false);
       else if (!chunked && len <= MAX_REPLAY_BODY) {
@@ -387,7 +404,8 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
       if (attemptCount) headers['x-envoy-attempt-count'] = String(retries + 1);
       once(host, (o) => {
         if (finished) {
-          if (o.kind === 'response') o.done();
+          if (o.kind === 'upgrade') o.sock.destroy();
+          if (o.kind === 'response' || o.kind === 'upgrade') o.done();
           return;
         }
         if (o.kind === 'stale' && !staleRetried && !stream) {
@@ -395,6 +413,10 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
           // endpoint again (another pooled or a fresh connection), not a re-pick that would skew balance.
           staleRetried = true;
           return attempt(host);
+        }
+        if (o.kind === 'upgrade') {
+          cluster.report(host, 'success');
+          return tunnel(o);
         }
         const status = o.kind === 'response' ? o.status : 0;
         cluster.report(host, o.kind === 'response' ? (status >= 500 ? (status >= 502 && status <= 504 ? 'error-gateway' : 'error-5xx') : 'success') : 'local-failure');
@@ -426,17 +448,7 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
     const respond = (o: Extract<Outcome, { kind: 'response' }>): void => {
       x.peerId = o.peerId;
       x.status = o.status;
-      const out: http.OutgoingHttpHeaders = {};
-      const raw = o.rawHeaders;
-      for (let i = 0; i < raw.length; i += 2) {
-        const k = raw[i]!.toLowerCase();
-        if (HOP_BY_HOP.has(k)) continue;
-        const prev = out[k];
-        if (prev === undefined) out[k] = raw[i + 1]!;
-        else if (Array.isArray(prev)) prev.push(raw[i + 1]!);
-        else out[k] = [prev as string, raw[i + 1]!];
-      }
-      for (const ops of responseOps) if (ops) applyOps(out, ops);
+      const out = responseHeaders(o.rawHeaders, responseOps);
       try {
         res.writeHead(x.status, out);
       } catch {
@@ -475,6 +487,32 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
       });
     };
 
+    /** The upstream switched protocols: the route timeout is over, the stream idle timeout takes its place. */
+    const tunnel = (o: Extract<Outcome, { kind: 'upgrade' }>): void => {
+      finish();
+      x.peerId = o.peerId;
+      x.status = 101;
+      const out = responseHeaders(o.rawHeaders, responseOps);
+      const u = o.rawHeaders.findIndex((h, i) => i % 2 === 0 && h.toLowerCase() === 'upgrade');
+      if (u >= 0) out.upgrade = o.rawHeaders[u + 1]!;
+      let ends: { socket: net.Socket; head: Buffer };
+      try {
+        ends = res.switchProtocols(out);
+      } catch {
+        o.sock.destroy();
+        o.done();
+        return localReply(x, res, 502, 'UPE', 'upstream sent an invalid response header');
+      }
+      void runTunnel({ down: ends.socket, downHead: ends.head, up: o.sock, upRest: o.rest }, { idleTimeoutMs: tunnelIdleTimeoutMs(down.chain, route), clock: env.clock }).then((t) => {
+        x.bytesIn = t.bytesIn;
+        x.bytesOut = t.bytesOut;
+        if (t.idleTimeout) x.flags.push('SI');
+        o.done();
+        // The access-log record and metrics are written now, when the tunnel is gone.
+        res.closedByPeer();
+      });
+    };
+
     const once = (host: UpstreamHost, cb: (o: Outcome) => void): void => {
       let settled = false;
       let released = false;
@@ -506,7 +544,7 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
       let sock: UpstreamSocket | undefined;
       let sink: BodySink | undefined;
       const exchange = host.http1().request(
-        { head, body, streaming: stream ? { chunked } : undefined, noResponseBody: req.method === 'HEAD' },
+        { head, body, streaming: stream ? { chunked } : undefined, noResponseBody: req.method === 'HEAD', upgrade: req.upgrade !== undefined },
         {
           socket(s, _reused, handle) {
             sock = s;
@@ -515,6 +553,14 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
           head(status, rawHeaders) {
             if (sock) x.upstreamLocal = formatAddress(sock.localAddress, sock.localPort);
             settle({ kind: 'response', status, rawHeaders, host, peerId: sock?.[PEER_ID], exchange, body: (k) => (sink = k), done: release });
+          },
+          upgraded(rawHeaders, s, rest) {
+            x.upstreamLocal = formatAddress(s.localAddress, s.localPort);
+            if (settled) {
+              s.destroy();
+              return release();
+            }
+            settle({ kind: 'upgrade', rawHeaders, peerId: s[PEER_ID], sock: s, rest, done: release });
           },
           data: (chunk, last) => (sink ? sink.data(chunk, last) : true),
           end() {
@@ -550,6 +596,21 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
   }
 }
 
+/** Response headers for the client: the upstream's minus hop-by-hop, then the response header ops. */
+function responseHeaders(raw: readonly string[], responseOps: ReadonlyArray<HeaderOps | undefined>): http.OutgoingHttpHeaders {
+  const out: http.OutgoingHttpHeaders = {};
+  for (let i = 0; i < raw.length; i += 2) {
+    const k = raw[i]!.toLowerCase();
+    if (HOP_BY_HOP.has(k)) continue;
+    const prev = out[k];
+    if (prev === undefined) out[k] = raw[i + 1]!;
+    else if (Array.isArray(prev)) prev.push(raw[i + 1]!);
+    else out[k] = [prev as string, raw[i + 1]!];
+  }
+  for (const ops of responseOps) if (ops) applyOps(out, ops);
+  return out;
+}
+
 /** Streams a request body the router could not buffer, with backpressure from the upstream connection. */
 function pipeBody(req: DownstreamRequest, up: ExchangeHandle): void {
   const onData = (c: Buffer): void => {
@@ -573,6 +634,8 @@ function retriable(p: RetryPolicy, o: Outcome, status: number): boolean {
       return p.reset || p.on5xx;
     case 'timeout':
       return p.on5xx || p.gatewayError;
+    case 'upgrade':
+      return false;
     case 'response':
       if (status >= 500 && p.on5xx) return true;
       if ((status === 502 || status === 503 || status === 504) && p.gatewayError) return true;

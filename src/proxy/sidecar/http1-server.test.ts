@@ -86,7 +86,7 @@ test('chunked request bodies, split across packets, reach the handler whole; chu
   await srv.close();
 });
 
-test('malformed requests get 400 (431 for huge heads, 501 for CONNECT) and the connection closes', async () => {
+test('malformed requests get 400 (431 for huge heads) and the connection closes', async () => {
   const srv = await serve(echo);
   const cases: Array<[string, RegExp]> = [
     ['NOT HTTP AT ALL\r\n\r\n', /^HTTP\/1\.1 400 /],
@@ -96,7 +96,6 @@ test('malformed requests get 400 (431 for huge heads, 501 for CONNECT) and the c
     ['POST / HTTP/1.1\r\ncontent-length: abc\r\n\r\n', /^HTTP\/1\.1 400 /],
     ['POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n', /^HTTP\/1\.1 400 /],
     [`GET / HTTP/1.1\r\nx-big: ${'a'.repeat(70 * 1024)}\r\n\r\n`, /^HTTP\/1\.1 431 /],
-    ['CONNECT example.com:443 HTTP/1.1\r\nhost: example.com:443\r\n\r\n', /^HTTP\/1\.1 501 /],
   ];
   for (const [raw, want] of cases) {
     const { text, closedByServer } = await exchange(srv.port, [raw]);
@@ -183,5 +182,43 @@ test('invalid response headers from a header op are refused before anything is s
   const { text } = await exchange(srv.port, ['GET / HTTP/1.1\r\nhost: h\r\n\r\n']);
   assert.match(text, /^HTTP\/1\.1 502 /);
   assert.doesNotMatch(text, /injected/);
+  await srv.close();
+});
+
+test('upgrade requests: the handler may switch protocols and gets the socket with the bytes already sent', async () => {
+  const seen: Array<string | undefined> = [];
+  const srv = await serve((req, res) => {
+    seen.push(req.upgrade);
+    if (req.upgrade !== 'websocket') return echo(req, res);
+    const { socket, head } = res.switchProtocols({ upgrade: 'websocket' });
+    socket.write(`tunnel got ${head.toString()}`);
+    socket.on('data', (d: Buffer) => socket.end(`+${d.toString()}`));
+  });
+  const ws = await exchange(srv.port, ['GET /ws HTTP/1.1\r\nhost: h\r\nconnection: keep-alive, Upgrade\r\nupgrade: WebSocket\r\n\r\nframe1', 'GET / HTTP/1.1\r\n\r\n']);
+  assert.match(ws.text, /^HTTP\/1\.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\ntunnel got frame1\+GET \/ HTTP\/1\.1\r\n\r\n$/);
+  // h2c is not an upgrade the proxy takes: an ordinary keep-alive request.
+  const h2c = await exchange(srv.port, ['GET /a HTTP/1.1\r\nhost: h\r\nconnection: Upgrade, HTTP2-Settings\r\nupgrade: h2c\r\nhttp2-settings: AAA\r\n\r\nGET /b HTTP/1.1\r\nhost: h\r\n\r\n']);
+  assert.equal(h2c.text.split('HTTP/1.1 200 OK').length - 1, 2);
+  assert.equal(h2c.closedByServer, false);
+  // An upgrade answered without switching: the reply goes out and the connection closes (what follows is not HTTP).
+  const refused = await exchange(srv.port, ['GET / HTTP/1.1\r\nhost: h\r\nconnection: upgrade\r\nupgrade: other\r\n\r\n']);
+  assert.match(refused.text, /^HTTP\/1\.1 200 OK\r\n/);
+  assert.match(refused.text, /connection: close/);
+  assert.ok(refused.closedByServer);
+  assert.deepEqual(seen, ['websocket', undefined, undefined, 'other']);
+  await srv.close();
+});
+
+test('CONNECT reaches the handler, and the connection closes after its reply', async () => {
+  const srv = await serve((req, res) => {
+    res.writeHead(404, { 'content-length': 0 });
+    res.end();
+    void req;
+  });
+  const { text, closedByServer } = await exchange(srv.port, ['CONNECT example.com:443 HTTP/1.1\r\nhost: example.com:443\r\n\r\n\x16\x03\x01']);
+  assert.match(text, /^HTTP\/1\.1 404 Not Found\r\n/);
+  assert.equal(text.split('HTTP/1.1').length - 1, 1, 'the bytes after the CONNECT head were not parsed as a request');
+  assert.ok(closedByServer);
+  assert.equal(srv.errors.length, 0);
   await srv.close();
 });

@@ -19,7 +19,7 @@ const LAST_CHUNK = Buffer.from('0\r\n\r\n');
 const REQUEST_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) (\S+) HTTP\/1\.([01])$/;
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const STATUS_TEXT: Record<number, string> = {
-  100: 'Continue', 200: 'OK', 201: 'Created', 202: 'Accepted', 204: 'No Content', 206: 'Partial Content', 301: 'Moved Permanently',
+  100: 'Continue', 101: 'Switching Protocols', 200: 'OK', 201: 'Created', 202: 'Accepted', 204: 'No Content', 206: 'Partial Content', 301: 'Moved Permanently',
   302: 'Found', 303: 'See Other', 304: 'Not Modified', 307: 'Temporary Redirect', 308: 'Permanent Redirect', 400: 'Bad Request',
   401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed', 408: 'Request Timeout', 409: 'Conflict',
   413: 'Payload Too Large', 418: "I'm a Teapot", 429: 'Too Many Requests', 431: 'Request Header Fields Too Large',
@@ -39,6 +39,11 @@ export class RequestParseError extends Error {
 export class DownstreamRequest extends EventEmitter {
   /** True once 'end' has been emitted, as on Node's IncomingMessage. */
   readableEnded = false;
+  /**
+   * The lowercased protocol of an HTTP/1.1 upgrade (`Connection: upgrade` + `Upgrade`, no body), h2c excepted:
+   * the router may tunnel it (`DownstreamResponse.switchProtocols`). Undefined for ordinary requests.
+   */
+  upgrade: string | undefined;
   private bodyComplete = false;
   private paused = false;
   private queued: Buffer[] = [];
@@ -182,7 +187,22 @@ export class DownstreamResponse extends EventEmitter {
     this.sock.destroy();
   }
 
-  /** @internal The connection went away before or after the response ended. */
+  /**
+   * Sends a 101 with `headers` (plus `connection: upgrade`) and hands the connection over: no more HTTP is
+   * parsed on it. Returns the socket and the bytes the client sent after its request head. Throws on
+   * invalid headers, before anything is written.
+   */
+  switchProtocols(headers: OutgoingHeaders): { socket: net.Socket; head: Buffer } {
+    if (this.headersSent || this.head) throw new Error('headers already written');
+    const head = appendHeaderLines('HTTP/1.1 101 Switching Protocols\r\n', headers, HOP_BY_HOP_OUT) + 'connection: upgrade\r\n\r\n';
+    this.headersSent = true;
+    this.writableEnded = true;
+    this.writableFinished = true;
+    this.sock.write(head, 'latin1');
+    return { socket: this.sock, head: this.conn.detach() };
+  }
+
+  /** @internal The connection went away before or after the response ended (or a tunnel closed). */
   closedByPeer(): void {
     if (this.closed) return;
     this.closed = true;
@@ -209,6 +229,11 @@ export class DownstreamResponse extends EventEmitter {
 }
 
 const HOP_BY_HOP_OUT = new Set(['connection', 'transfer-encoding', 'keep-alive']);
+
+/** Whether a comma-separated header value (lowercased) lists `token`. */
+function hasToken(value: string, token: string): boolean {
+  return value.split(',').some((t) => t.trim() === token);
+}
 
 let dateCache = '';
 let dateSecond = 0;
@@ -237,34 +262,52 @@ type BodyState = { kind: 'none' } | { kind: 'length'; remaining: number } | { ki
 export class Http1ServerConnection {
   keepAlive = true;
   private buf: Buffer | undefined;
+  private unparsed: Buffer | undefined;
   private req: DownstreamRequest | undefined;
   private res: DownstreamResponse | undefined;
   private body: BodyState = { kind: 'none' };
   private responded = false;
   private discarding = false;
   private dead = false;
+  private readonly listeners: Record<'data' | 'close' | 'timeout' | 'end', (arg: Buffer) => void>;
 
   constructor(
     private readonly sock: net.Socket,
     private readonly hooks: ServerHooks,
   ) {
-    sock.on('data', (d: Buffer) => this.onData(d));
-    sock.on('close', () => {
-      this.dead = true;
-      this.res?.closedByPeer();
-    });
-    // Armed once for the connection's life: re-arming it around every request costs two timer objects per
-    // request. It fires harmlessly while a request is in flight; any read or write re-arms it.
-    sock.on('timeout', () => {
-      if (!this.req) sock.destroy();
-    });
-    // Listeners allow half-open connections (tcp_proxy needs them); for HTTP a client's FIN ends the
-    // connection once the exchange in flight, if any, is answered.
-    sock.on('end', () => {
-      this.keepAlive = false;
-      if (!this.req || this.responded) sock.end();
-    });
+    this.listeners = {
+      data: (d: Buffer) => this.onData(d),
+      close: () => {
+        this.dead = true;
+        this.res?.closedByPeer();
+      },
+      // Armed once for the connection's life: re-arming it around every request costs two timer objects per
+      // request. It fires harmlessly while a request is in flight; any read or write re-arms it.
+      timeout: () => {
+        if (!this.req) sock.destroy();
+      },
+      // Listeners allow half-open connections (tcp_proxy needs them); for HTTP a client's FIN ends the
+      // connection once the exchange in flight, if any, is answered.
+      end: () => {
+        this.keepAlive = false;
+        if (!this.req || this.responded) sock.end();
+      },
+    };
+    for (const [event, fn] of Object.entries(this.listeners)) sock.on(event, fn);
     sock.setTimeout(hooks.idleTimeoutMs);
+  }
+
+  /** @internal Stops serving HTTP on this connection (it became a tunnel); returns the unparsed bytes. */
+  detach(): Buffer {
+    this.dead = true;
+    for (const [event, fn] of Object.entries(this.listeners)) this.sock.off(event, fn);
+    this.sock.setTimeout(0);
+    const rest = this.buf ?? this.unparsed ?? Buffer.alloc(0);
+    this.buf = undefined;
+    this.unparsed = undefined;
+    this.req = undefined;
+    this.res = undefined;
+    return rest;
   }
 
   /** @internal */
@@ -321,7 +364,10 @@ export class Http1ServerConnection {
           if (end > MAX_HEAD_BYTES) throw new RequestParseError('request headers too large', 431);
           const head = buf.toString('latin1', 0, end);
           buf = buf.subarray(end + 4);
+          // A handler that switches protocols at once takes these bytes with the socket.
+          this.unparsed = buf;
           this.begin(head);
+          this.unparsed = undefined;
           continue;
         }
         if (this.body.kind === 'none') {
@@ -374,10 +420,14 @@ export class Http1ServerConnection {
     const http10 = m[3] === '0';
     const connection = headers.connection?.toLowerCase();
     this.keepAlive = http10 ? connection === 'keep-alive' : !connection?.includes('close');
-    if (m[1] === 'CONNECT') throw new RequestParseError('CONNECT is not supported', 501);
     this.body = chunked ? { kind: 'chunked', phase: 'size', remaining: 0 } : length > 0 ? { kind: 'length', remaining: length } : { kind: 'none' };
+    // What follows a CONNECT or upgrade head is not HTTP: unless it becomes a tunnel, the connection ends
+    // with this exchange.
+    const upgrade = !http10 && this.body.kind === 'none' && headers.upgrade !== undefined && connection !== undefined && hasToken(connection, 'upgrade') ? headers.upgrade.toLowerCase() : undefined;
+    if (m[1] === 'CONNECT' || (upgrade !== undefined && upgrade !== 'h2c')) this.keepAlive = false;
     const sock = this.sock;
     const req = new DownstreamRequest(m[1]!, m[2]!, http10 ? '1.0' : '1.1', headers, raw, { pause: () => sock.pause(), resume: () => sock.resume() });
+    if (upgrade !== 'h2c') req.upgrade = upgrade;
     const res = new DownstreamResponse(this, sock, req);
     this.req = req;
     this.res = res;

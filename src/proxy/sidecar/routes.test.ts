@@ -1,7 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Problems } from './config-util.js';
-import { compileRouteTable, selectVirtualHost } from './compile-routes.js';
+import { compileRouteTable, compileUpgrades, selectVirtualHost } from './compile-routes.js';
+import type { HttpChainFilter } from './compile-listeners.js';
+import { tunnelIdleTimeoutMs, upgradeAllowed } from './upgrade.js';
 import { matchRoute } from './http-router.js';
 import { compileState, EMPTY_CONFIG } from './config.js';
 
@@ -91,4 +93,45 @@ test('bad config becomes problems naming resource and field, never a throw', () 
     ],
   );
   assert.equal(config.listeners.size + config.routes.size + config.clusters.size, 0, 'nothing to keep from before');
+});
+
+test('upgrades: a route naming the type decides, else the connection manager must enable it; idle timeout from route or HCM', () => {
+  const p = new Problems();
+  const t = compileRouteTable(
+    {
+      name: 'r',
+      virtual_hosts: [
+        {
+          name: 'v',
+          domains: ['*'],
+          routes: [
+            { name: 'off', match: { prefix: '/off' }, route: { cluster: 'c', upgrade_configs: [{ upgrade_type: 'WebSocket', enabled: {} }] } },
+            { name: 'on', match: { prefix: '/on' }, route: { cluster: 'c', upgrade_configs: [{ upgrade_type: 'spdy/3.1' }], idle_timeout: { seconds: 2 } } },
+            { name: 'plain', match: { prefix: '/' }, route: { cluster: 'c' } },
+          ],
+        },
+      ],
+    },
+    p,
+  );
+  assert.deepEqual(p.list, []);
+  const route = (name: string) => t.any!.routes.find((r) => r.name === name)!;
+  const hcm = (upgrades: Array<[string, boolean]>, streamIdleTimeoutMs = 300_000): HttpChainFilter => ({ kind: 'http', statPrefix: '', fault: false, xfcc: false, upgrades: new Map(upgrades), streamIdleTimeoutMs });
+  const allows = hcm([['websocket', true]]);
+  assert.equal(upgradeAllowed('websocket', allows, route('plain')), true);
+  assert.equal(upgradeAllowed('websocket', allows, route('off')), false, 'disabled on the route wins');
+  assert.equal(upgradeAllowed('spdy/3.1', allows, route('on')), true, 'enabled on the route, absent from the HCM');
+  assert.equal(upgradeAllowed('spdy/3.1', allows, route('plain')), false);
+  assert.equal(upgradeAllowed('websocket', hcm([['websocket', false]]), route('plain')), false);
+  assert.equal(upgradeAllowed('websocket', hcm([]), route('plain')), false);
+  assert.equal(tunnelIdleTimeoutMs(allows, route('on')), 2000);
+  assert.equal(tunnelIdleTimeoutMs(allows, route('plain')), 300_000);
+  assert.equal(tunnelIdleTimeoutMs(hcm([], 0), route('plain')), 2 ** 31 - 1, '0 disables the timer');
+
+  const bad = new Problems();
+  compileUpgrades([{ upgrade_type: 'CONNECT' }, { upgrade_type: '' }, { upgrade_type: 'websocket', filters: [{ name: 'x' }] }], bad, 'upgrade_configs');
+  assert.deepEqual(
+    bad.list.map((x) => `${x.path}: ${x.message}`),
+    ['upgrade_configs[0].upgrade_type: connect tunnels are not supported', 'upgrade_configs[1].upgrade_type: must not be empty', 'upgrade_configs[2].filters: per-upgrade filter chains are not supported'],
+  );
 });

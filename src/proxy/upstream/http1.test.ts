@@ -212,3 +212,30 @@ test('buildRequestHead refuses what would corrupt the message', () => {
   assert.throws(() => buildRequestHead('GET', '/a b', {}, false), /unescaped characters/);
   assert.throws(() => buildRequestHead('GE T', '/', {}, false), /invalid method/);
 });
+
+test('a 101 to an upgrade request hands the connection over with the bytes after the head; the pool never reuses it', async () => {
+  const srv = await rawServer([['HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\nearly', 'later'], 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok']);
+  const p = pool(srv.port);
+  const handed = await new Promise<{ headers: string[]; sock: net.Socket; rest: string }>((resolve, reject) => {
+    p.request(
+      { head: buildRequestHead('GET', '/ws', { host: 'svc', connection: 'upgrade', upgrade: 'websocket' }, false), noResponseBody: false, upgrade: true },
+      {
+        head: () => reject(new Error('head instead of upgraded')),
+        upgraded: (headers, sock, rest) => resolve({ headers, sock, rest: rest.toString() }),
+        data: () => true,
+        end: () => reject(new Error('end')),
+        error: reject,
+      },
+    );
+  });
+  assert.equal(handed.rest, 'early');
+  assert.deepEqual(handed.headers.slice(0, 2), ['upgrade', 'websocket']);
+  // Later tunnel bytes are the caller's, not the response parser's (which would call them a framing error).
+  assert.equal(await new Promise<string>((resolve) => handed.sock.once('data', (d: Buffer) => resolve(d.toString()))), 'later');
+  assert.equal(handed.sock.destroyed, false);
+  const next = await get(p);
+  assert.equal(next.body, 'ok');
+  assert.equal(srv.connections(), 2, 'the ordinary request opened its own connection');
+  handed.sock.destroy();
+  await srv.close();
+});

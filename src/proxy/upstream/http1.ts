@@ -24,6 +24,11 @@ export interface ExchangeEvents {
   /** The final (non-1xx) response head. */
   head(status: number, rawHeaders: string[]): void;
   /**
+   * A 101 answer to an upgrade request (instead of `head`; nothing follows): the connection has left the pool
+   * and is the caller's, with `rest`, the bytes the upstream sent after the head.
+   */
+  upgraded?(rawHeaders: string[], sock: UpstreamSocket, rest: Buffer): void;
+  /**
    * A body chunk; `last` when it completes a content-length body (`end` follows at once), so the caller can
    * finish its own message in one write. Return false to pause the upstream until `resume()`.
    */
@@ -55,6 +60,8 @@ export interface OutgoingRequest {
   streaming?: { chunked: boolean } | undefined;
   /** HEAD requests: the response carries no body whatever its headers say. */
   noResponseBody: boolean;
+  /** An upgrade request: a 101 hands the connection over (`ExchangeEvents.upgraded`). */
+  upgrade?: boolean | undefined;
 }
 
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
@@ -115,7 +122,7 @@ export function chunkSize(line: string): number {
   return /^[0-9a-fA-F]{1,8}$/.test(hex) ? parseInt(hex, 16) : -1;
 }
 
-type State = 'head' | 'length' | 'chunk-size' | 'chunk-data' | 'chunk-crlf' | 'trailers' | 'eof' | 'idle';
+type State = 'head' | 'length' | 'chunk-size' | 'chunk-data' | 'chunk-crlf' | 'trailers' | 'eof' | 'idle' | 'upgraded';
 
 /** One pooled upstream connection. */
 export class Http1Connection {
@@ -127,6 +134,9 @@ export class Http1Connection {
   private remaining = 0;
   private events: ExchangeEvents | undefined;
   private noBody = false;
+  private upgrade = false;
+  /** The 101 head, kept for the hand-over. */
+  private upgradeHead: string[] = [];
   private headSeen = false;
   private reused = false;
   private closed = false;
@@ -135,7 +145,7 @@ export class Http1Connection {
     readonly sock: UpstreamSocket,
     private readonly release: (conn: Http1Connection) => void,
   ) {
-    sock.on('data', (d: Buffer) => this.onData(d));
+    sock.on('data', this.onData);
     sock.on('error', (err: NodeJS.ErrnoException) => this.fail(err));
     // The idle timeout stays armed for the connection's life (re-arming it twice per request costs more
     // than the rest of the pool's bookkeeping); while a request is out it fires harmlessly.
@@ -158,6 +168,7 @@ export class Http1Connection {
     this.requests++;
     this.events = events;
     this.noBody = req.noResponseBody;
+    this.upgrade = req.upgrade === true;
     this.headSeen = false;
     this.state = 'head';
     this.reused = reused;
@@ -214,7 +225,7 @@ export class Http1Connection {
     this.release(this);
   }
 
-  private onData(d: Buffer): void {
+  private readonly onData = (d: Buffer): void => {
     if (!this.events) {
       // Bytes while idle (or after an abort): the peer broke framing; this connection is done.
       this.reusable = false;
@@ -238,6 +249,8 @@ export class Http1Connection {
             const headEnd = end + 4;
             this.parseHead(buf.toString('latin1', pos, end), events);
             pos = headEnd;
+            // parseHead may have switched the state.
+            if ((this.state as State) === 'upgraded') return this.handOver(buf.subarray(pos), events);
             break;
           }
           case 'length': {
@@ -314,6 +327,16 @@ export class Http1Connection {
     } catch (err) {
       this.fail(err as NodeJS.ErrnoException);
     }
+  };
+
+  /** The upstream switched protocols: the socket leaves HTTP (and the pool, which never sees it again). */
+  private handOver(rest: Buffer, events: ExchangeEvents): void {
+    this.events = undefined;
+    this.reusable = false;
+    this.sock.off('data', this.onData);
+    // The pool's idle timeout must not close a tunnel; the tunnel applies its own.
+    this.sock.setTimeout(0);
+    events.upgraded!(this.upgradeHead, this.sock, rest);
   }
 
   private parseHead(head: string, events: ExchangeEvents): void {
@@ -353,6 +376,12 @@ export class Http1Connection {
           if (name.toLowerCase() === 'transfer-encoding' && value.toLowerCase().endsWith('chunked')) chunked = true;
           break;
       }
+    }
+    if (status === 101 && this.upgrade && events.upgraded) {
+      this.headSeen = true;
+      this.upgradeHead = raw;
+      this.state = 'upgraded';
+      return;
     }
     if (status < 200) {
       // 1xx (100 Continue, 103 Early Hints): informational, the real response follows.
