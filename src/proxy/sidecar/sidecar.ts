@@ -5,6 +5,7 @@
  * credentials are read per connection/request, so updates never touch live connections.
  */
 import net from 'node:net';
+import { networkInterfaces } from 'node:os';
 import tls from 'node:tls';
 import { systemClock } from '../../shared/clock.js';
 import { silentLogger } from '../../shared/log.js';
@@ -68,6 +69,9 @@ export function createSidecar(options: SidecarOptions): SidecarHandle {
     spiffeId: () => options.credentials()?.spiffeId,
   };
   const route = createRouter(env);
+  options.metrics?.clusterConnections?.(function* () {
+    for (const c of clusters.values()) yield { name: c.settings.name, active: c.connections.active, overflow: c.connections.overflow };
+  });
   /** Serves HTTP/1.1 on a connection whose filter chain ends in the HTTP connection manager. */
   function serveHttp(socket: net.Socket, info: DownstreamInfo): void {
     new Http1ServerConnection(socket, {
@@ -134,6 +138,13 @@ export function createSidecar(options: SidecarOptions): SidecarHandle {
     let originalDst: { address: string; port: number } | undefined;
     if (listener.useOriginalDst) {
       originalDst = options.originalDestination?.(socket);
+      if (originalDst && isOwnListener(originalDst)) {
+        // Passing it on would dial this listener again (Istio blackholes such chains for the same reason).
+        logger.warn('captured connection refused: its original destination is this proxy', { destination: formatAddress(originalDst.address, originalDst.port) });
+        options.accessLog?.(refusal({ localAddress: formatAddress(originalDst.address, originalDst.port), remoteAddress: formatAddress(socket.remoteAddress, socket.remotePort) } as DownstreamInfo, 0, 'UH'));
+        socket.destroy();
+        return;
+      }
       if (originalDst && !listener.inbound) listener = findHandOff(originalDst, listener) ?? listener;
     }
     const dest = originalDst ?? { address: socket.localAddress ?? '', port: socket.localPort ?? 0 };
@@ -150,6 +161,21 @@ export function createSidecar(options: SidecarOptions): SidecarHandle {
       logger.warn('connection dispatch failed', { listener: listener!.name, error: err.message });
       socket.destroy();
     });
+  }
+
+  /** Whether a destination is one of the ports this proxy listens on, at an address of this host. */
+  function isOwnListener(dest: { address: string; port: number }): boolean {
+    const addresses = new Set<string>();
+    for (const b of bound.values()) {
+      const a = b.server.address();
+      if (a && typeof a === 'object' && a.port === dest.port) addresses.add(a.address);
+    }
+    if (addresses.size === 0) return false;
+    const ip = dest.address.replace(/^::ffff:/, '');
+    if (addresses.has(ip) || ip === '::1' || ip.startsWith('127.') || ip === '0.0.0.0' || ip === '::') return true;
+    // Only reached for a destination on one of our ports, so listing interfaces here costs nothing normally.
+    const wildcard = addresses.has('0.0.0.0') || addresses.has('::');
+    return wildcard && Object.values(networkInterfaces()).some((list) => list?.some((i) => i.address === ip));
   }
 
   async function dispatch(l: CompiledListener, socket: net.Socket, port: number, info: DownstreamInfo): Promise<void> {

@@ -399,6 +399,7 @@ export class Http1Pool {
   constructor(
     private readonly connect: () => UpstreamSocket,
     private limits: PoolLimits,
+    private readonly counters?: { overflow: number },
   ) {}
 
   setLimits(limits: PoolLimits): void {
@@ -427,7 +428,11 @@ export class Http1Pool {
     const conn = this.take();
     if (conn) start(conn);
     else if (this.open < this.limits.maxConnections) start(this.fresh());
-    else this.waiting.push(start);
+    else {
+      // Envoy counts upstream_cx_overflow when the breaker stops a pool from opening a connection.
+      if (this.counters) this.counters.overflow++;
+      this.waiting.push(start);
+    }
     return handle ?? pending;
   }
 
