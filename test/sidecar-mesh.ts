@@ -107,6 +107,25 @@ export function stateFor(
   };
 }
 
+/**
+ * Moves the capture listeners (virtualOutbound, virtualInbound) of a REDIRECT-mode state onto a test
+ * address, with an IPv6 address of their own only when one is given (the generated `::` would bind the
+ * host's real ports).
+ */
+export function pinCaptureListeners(
+  state: ProxyXdsState,
+  address: string,
+  ports: { outbound: number; inbound: number },
+  ipv6?: { address: string; port: number },
+): void {
+  const listeners = state.listeners as Map<string, Listener>;
+  for (const name of ['virtualOutbound', 'virtualInbound']) {
+    const port = name === 'virtualOutbound' ? ports.outbound : ports.inbound;
+    const extra = ipv6 && name === 'virtualOutbound' ? [{ address: { socket_address: { address: ipv6.address, port_value: ipv6.port } } }] : [];
+    listeners.set(name, { ...listeners.get(name)!, address: { socket_address: { address, port_value: port } }, additional_addresses: extra });
+  }
+}
+
 /** The VIP the mesh gives a hostname (same allocator the control plane uses). */
 export function vipOf(resources: readonly Resource[], hostname: string): string {
   const registry = buildClusterRegistry({ clusterId: 'c1', network: 'n1', locality: 'r1/z1' }, resources);

@@ -13,9 +13,8 @@ import { Registry } from 'prom-client';
 import { createSidecar } from '../src/proxy/sidecar/index.js';
 import { createMeshMetrics } from '../src/proxy/telemetry/index.js';
 import type { SidecarHandle } from '../src/proxy/sidecar/index.js';
-import type { Listener } from '../src/xds/index.js';
 import { createTestPki } from './proxy-certs.js';
-import { destinationRule, recorder, stateFor, svc, vipOf, workload } from './sidecar-mesh.js';
+import { destinationRule, pinCaptureListeners, recorder, stateFor, svc, vipOf, workload } from './sidecar-mesh.js';
 
 const NS = 'sample';
 const DB = 'outbound|3306||db.sample.svc.cluster.local';
@@ -92,10 +91,7 @@ describe('tcp_proxy max_connections', () => {
     const state = stateFor(resources, { ip: '127.81.1.4', pod: 'sleep-1', namespace: NS, serviceAccount: 'sleep', labels: { app: 'sleep' }, interception: 'REDIRECT' }, {
       destinationRules: [destinationRule(NS, 'db', { host: 'db', trafficPolicy: oneConnection }), destinationRule(NS, 'stall', { host: 'stall', trafficPolicy: oneConnection })],
     });
-    const listeners = state.listeners as Map<string, Listener>;
-    for (const name of ['virtualOutbound', 'virtualInbound']) {
-      listeners.set(name, { ...listeners.get(name)!, address: { socket_address: { address: '127.81.1.4', port_value: name === 'virtualOutbound' ? 0 : 15006 } } });
-    }
+    pinCaptureListeners(state, '127.81.1.4', { outbound: 0, inbound: 15006 });
     assert.deepEqual(sidecar.apply(state).problems, []);
     port = (await sidecar.listening()).get('virtualOutbound')!.port;
   });

@@ -97,6 +97,8 @@ export interface ListenerFilter {
 export interface Listener {
   name: string;
   address?: Address;
+  /** More addresses the same listener binds (Istio: `::` beside `0.0.0.0` for dual-stack capture). */
+  additional_addresses?: Array<{ address: Address }>;
   filter_chains?: FilterChain[];
   default_filter_chain?: FilterChain;
   listener_filters?: ListenerFilter[];
