@@ -12,6 +12,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { originalDstSupport } from '../src/proxy/capture/index.js';
 import { installCapture, PROXY_GID } from '../src/proxy/runtime/index.js';
+import { silentLogger } from '../src/shared/index.js';
 import { nodeIn, testPrefix } from './helpers/netns.js';
 
 const run = promisify(execFile);
@@ -165,7 +166,7 @@ const dial = (port) => new Promise((res) => { const c = net.connect(port, '10.98
 test('a namespace with IPv6 switched off is captured IPv4-only, said in one log line, and cleaned up', { skip: skipReason() }, async () => {
   const ns = testPrefix('no6');
   const warnings: string[] = [];
-  const logger = { debug() {}, info() {}, error() {}, warn: (m: string) => warnings.push(m), child() { return this; } };
+  const logger = { ...silentLogger, warn: (m: string) => void warnings.push(m) };
   try {
     await run('ip', ['netns', 'add', ns]);
     await run('ip', ['netns', 'exec', ns, 'sh', '-c', 'echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6']);

@@ -109,20 +109,13 @@ export function stateFor(
 
 /**
  * Moves the capture listeners (virtualOutbound, virtualInbound) of a REDIRECT-mode state onto a test
- * address, with an IPv6 address of their own only when one is given (the generated `::` would bind the
- * host's real ports).
+ * address, without their generated `[::]` address, which would bind the host's real capture ports.
  */
-export function pinCaptureListeners(
-  state: ProxyXdsState,
-  address: string,
-  ports: { outbound: number; inbound: number },
-  ipv6?: { address: string; port: number },
-): void {
+export function pinCaptureListeners(state: ProxyXdsState, address: string, ports: { outbound: number; inbound: number }): void {
   const listeners = state.listeners as Map<string, Listener>;
   for (const name of ['virtualOutbound', 'virtualInbound']) {
     const port = name === 'virtualOutbound' ? ports.outbound : ports.inbound;
-    const extra = ipv6 && name === 'virtualOutbound' ? [{ address: { socket_address: { address: ipv6.address, port_value: ipv6.port } } }] : [];
-    listeners.set(name, { ...listeners.get(name)!, address: { socket_address: { address, port_value: port } }, additional_addresses: extra });
+    listeners.set(name, { ...listeners.get(name)!, address: { socket_address: { address, port_value: port } }, additional_addresses: [] });
   }
 }
 

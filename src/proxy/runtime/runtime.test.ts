@@ -8,6 +8,7 @@ import { captureRules, installCapture, removalRules } from './capture.js';
 import { edsNamesOf, rdsNamesOf } from './xds-state.js';
 import { gatewayResolver, sniRoutesOf, usableEndpoints } from './gateway-routes.js';
 import { createLevelLogger } from './level-logger.js';
+import { silentLogger } from '../../shared/log.js';
 
 test('node: Istio id and metadata, read back by the control plane as sent', () => {
   const node = buildProxyNode({
@@ -82,7 +83,7 @@ test('capture rules for IPv6: the same chains, ports and exclusions, ::1 as the 
 
 test('installCapture: IPv6 with ip6tables when available, removed with IPv4; otherwise IPv4 only and one log line', async () => {
   const logged: string[] = [];
-  const logger = { debug() {}, info() {}, error() {}, warn: (m: string) => logged.push(m), child() { return this; } };
+  const logger = { ...silentLogger, warn: (m: string) => void logged.push(m) };
   const calls: string[] = [];
   const both = await installCapture({ logger, ipv6: async () => ({ ok: true }), run: async (args, tool) => void calls.push(`${tool} ${args.join(' ')}`) });
   assert.equal(both.ipv6.captured, true);

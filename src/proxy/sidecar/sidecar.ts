@@ -98,7 +98,7 @@ export function createSidecar(options: SidecarOptions): SidecarHandle {
     });
   }
 
-  function refusal(info: DownstreamInfo | undefined, code: number, flag: string, reason?: string): Parameters<NonNullable<SidecarOptions['accessLog']>>[0] {
+  function refusal(info: Pick<DownstreamInfo, 'localAddress' | 'remoteAddress' | 'requestedServerName'> | undefined, code: number, flag: string, reason?: string): Parameters<NonNullable<SidecarOptions['accessLog']>>[0] {
     return {
       start_time: new Date().toISOString(),
       method: null,
@@ -146,7 +146,7 @@ export function createSidecar(options: SidecarOptions): SidecarHandle {
       if (originalDst && isOwnListener(originalDst)) {
         // Passing it on would dial this listener again (Istio blackholes such chains for the same reason).
         logger.warn('captured connection refused: its original destination is this proxy', { destination: formatAddress(originalDst.address, originalDst.port) });
-        options.accessLog?.(refusal({ localAddress: formatAddress(originalDst.address, originalDst.port), remoteAddress: formatAddress(socket.remoteAddress, socket.remotePort) } as DownstreamInfo, 0, 'UH'));
+        options.accessLog?.(refusal({ localAddress: formatAddress(originalDst.address, originalDst.port), remoteAddress: formatAddress(socket.remoteAddress, socket.remotePort) }, 0, 'UH'));
         socket.destroy();
         return;
       }
