@@ -195,6 +195,7 @@ export interface Cluster {
   metadata?: Metadata;
   common_lb_config?: Record<string, unknown>;
   outlier_detection?: Record<string, unknown>;
+  circuit_breakers?: { thresholds?: Array<Record<string, unknown>> };
 }
 
 export type HealthStatus = 'UNKNOWN' | 'HEALTHY' | 'UNHEALTHY' | 'DRAINING' | 'TIMEOUT' | 'DEGRADED';
