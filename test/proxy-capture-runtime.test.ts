@@ -12,6 +12,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { originalDstSupport } from '../src/proxy/capture/index.js';
 import { installCapture, PROXY_GID } from '../src/proxy/runtime/index.js';
+import { silentLogger } from '../src/shared/index.js';
 import { nodeIn, testPrefix } from './helpers/netns.js';
 
 const run = promisify(execFile);
@@ -20,7 +21,7 @@ function skipReason(): string | false {
   const support = originalDstSupport();
   if (!support.ok) return support.reason;
   if (process.getuid?.() !== 0) return 'needs root for ip netns and iptables';
-  for (const tool of ['ip', 'iptables', 'setpriv']) if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) return `${tool} is not installed`;
+  for (const tool of ['ip', 'iptables', 'ip6tables', 'setpriv']) if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) return `${tool} is not installed`;
   return false;
 }
 
@@ -142,11 +143,16 @@ const dial = (port) => new Promise((res) => { const c = net.connect(port, '10.98
 
     const { stdout: rules } = await run('ip', ['netns', 'exec', ns, 'iptables', '-t', 'nat', '-S']);
     assert.match(rules, /-A CROSSMESH_OUTPUT -m owner --gid-owner 1337 -j RETURN/);
+    assert.equal(capture.ipv6.captured, true, 'the namespace has IPv6, so ip6tables mirrors the rules');
+    const { stdout: rules6 } = await run('ip', ['netns', 'exec', ns, 'ip6tables', '-t', 'nat', '-S']);
+    assert.match(rules6, /-A CROSSMESH_OUTPUT -d ::1\/128 -j RETURN/);
     assert.match(rules, /-A CROSSMESH_INBOUND -p tcp -m tcp --dport 15000:15099 -j RETURN/);
     assert.match(rules, /-A PREROUTING -p tcp -j CROSSMESH_INBOUND/);
     await capture.remove();
     const { stdout: after } = await run('ip', ['netns', 'exec', ns, 'iptables', '-t', 'nat', '-S']);
     assert.doesNotMatch(after, /CROSSMESH/);
+    const { stdout: after6 } = await run('ip', ['netns', 'exec', ns, 'ip6tables', '-t', 'nat', '-S']);
+    assert.doesNotMatch(after6, /CROSSMESH/);
   } finally {
     proxy?.kill('SIGKILL');
     await run('ip', ['netns', 'del', ns]).catch(() => undefined);
@@ -154,5 +160,27 @@ const dial = (port) => new Promise((res) => { const c = net.connect(port, '10.98
     await rm(etc, { recursive: true, force: true });
     const { stdout } = await run('ip', ['netns', 'list']);
     assert.ok(!stdout.includes(ns) && !stdout.includes(peer), 'namespaces removed');
+  }
+});
+
+test('a namespace with IPv6 switched off is captured IPv4-only, said in one log line, and cleaned up', { skip: skipReason() }, async () => {
+  const ns = testPrefix('no6');
+  const warnings: string[] = [];
+  const logger = { ...silentLogger, warn: (m: string) => void warnings.push(m) };
+  try {
+    await run('ip', ['netns', 'add', ns]);
+    await run('ip', ['netns', 'exec', ns, 'sh', '-c', 'echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6']);
+    const capture = await installCapture({ netns: ns, proxyGid: PROXY_GID, logger });
+    assert.deepEqual(capture.ipv6, { captured: false, reason: 'IPv6 is disabled in this network namespace (net.ipv6.conf.all.disable_ipv6=1)' });
+    assert.deepEqual(warnings, ['IPv6 is not captured (IPv4 only): IPv6 is disabled in this network namespace (net.ipv6.conf.all.disable_ipv6=1)']);
+    const { stdout: v4 } = await run('ip', ['netns', 'exec', ns, 'iptables', '-t', 'nat', '-S']);
+    assert.match(v4, /-A CROSSMESH_OUTPUT -p tcp -j REDIRECT --to-ports 15001/);
+    const { stdout: v6 } = await run('ip', ['netns', 'exec', ns, 'ip6tables', '-t', 'nat', '-S']);
+    assert.doesNotMatch(v6, /CROSSMESH/);
+    await capture.remove();
+    const { stdout: after } = await run('ip', ['netns', 'exec', ns, 'iptables', '-t', 'nat', '-S']);
+    assert.doesNotMatch(after, /CROSSMESH/);
+  } finally {
+    await run('ip', ['netns', 'del', ns]).catch(() => undefined);
   }
 });

@@ -107,6 +107,18 @@ export function stateFor(
   };
 }
 
+/**
+ * Moves the capture listeners (virtualOutbound, virtualInbound) of a REDIRECT-mode state onto a test
+ * address, without their generated `[::]` address, which would bind the host's real capture ports.
+ */
+export function pinCaptureListeners(state: ProxyXdsState, address: string, ports: { outbound: number; inbound: number }): void {
+  const listeners = state.listeners as Map<string, Listener>;
+  for (const name of ['virtualOutbound', 'virtualInbound']) {
+    const port = name === 'virtualOutbound' ? ports.outbound : ports.inbound;
+    listeners.set(name, { ...listeners.get(name)!, address: { socket_address: { address, port_value: port } }, additional_addresses: [] });
+  }
+}
+
 /** The VIP the mesh gives a hostname (same allocator the control plane uses). */
 export function vipOf(resources: readonly Resource[], hostname: string): string {
   const registry = buildClusterRegistry({ clusterId: 'c1', network: 'n1', locality: 'r1/z1' }, resources);

@@ -12,10 +12,10 @@ import { Registry } from 'prom-client';
 import { createSidecar } from '../src/proxy/sidecar/index.js';
 import { createMeshMetrics } from '../src/proxy/telemetry/index.js';
 import type { SidecarHandle as Sidecar, ProxyXdsState } from '../src/proxy/sidecar/index.js';
-import type { Cluster, Listener } from '../src/xds/index.js';
+import type { Cluster } from '../src/xds/index.js';
 import { createTestPki } from './proxy-certs.js';
 import type { Leaf, TestPki } from './proxy-certs.js';
-import { recorder, request, startBackend, stateFor, svc, vipOf, workload } from './sidecar-mesh.js';
+import { pinCaptureListeners, recorder, request, startBackend, stateFor, svc, vipOf, workload } from './sidecar-mesh.js';
 import type { Backend } from './sidecar-mesh.js';
 
 const NS = 'sample';
@@ -106,10 +106,7 @@ describe('sidecar mTLS data path', () => {
       originalDestination: () => capturedDestination,
     });
     const capturedState = stateFor(resources, { ip: '127.77.1.4', pod: 'sleep-2', namespace: NS, serviceAccount: 'sleep', labels: { app: 'sleep' }, interception: 'REDIRECT' });
-    for (const name of ['virtualOutbound', 'virtualInbound']) {
-      const l = capturedState.listeners.get(name) as Listener;
-      (capturedState.listeners as Map<string, Listener>).set(name, { ...l, address: { socket_address: { address: '127.77.1.4', port_value: name === 'virtualOutbound' ? 15001 : 15006 } } });
-    }
+    pinCaptureListeners(capturedState, '127.77.1.4', { outbound: 15001, inbound: 15006 });
     assert.deepEqual(tcpClient.apply(capturedState).problems, []);
     sidecars.push(tcpClient);
 
@@ -281,10 +278,7 @@ describe('captured inbound (virtualInbound)', () => {
     });
     try {
       const state = stateFor(resources, { ip: '127.77.3.1', pod: 'helloworld-2', namespace: NS, serviceAccount: 'helloworld', labels: { app: 'helloworld' }, interception: 'REDIRECT', appHost: '127.77.3.2' });
-      const listeners = state.listeners as Map<string, Listener>;
-      for (const name of ['virtualOutbound', 'virtualInbound']) {
-        listeners.set(name, { ...listeners.get(name)!, address: { socket_address: { address: '127.77.3.1', port_value: name === 'virtualOutbound' ? 15001 : 15006 } } });
-      }
+      pinCaptureListeners(state, '127.77.3.1', { outbound: 15001, inbound: 15006 });
       assert.deepEqual(sidecar.apply(state).problems, []);
       const port = (await sidecar.listening()).get('virtualInbound')!.port;
       const reply = await new Promise<string>((resolve, reject) => {

@@ -97,6 +97,8 @@ export interface ListenerFilter {
 export interface Listener {
   name: string;
   address?: Address;
+  /** More addresses the same listener binds (Istio: `::` beside `0.0.0.0` for dual-stack capture). */
+  additional_addresses?: Array<{ address: Address }>;
   filter_chains?: FilterChain[];
   default_filter_chain?: FilterChain;
   listener_filters?: ListenerFilter[];
@@ -196,6 +198,7 @@ export interface Cluster {
   metadata?: Metadata;
   common_lb_config?: Record<string, unknown>;
   outlier_detection?: Record<string, unknown>;
+  circuit_breakers?: { thresholds?: Array<Record<string, unknown>> };
 }
 
 export type HealthStatus = 'UNKNOWN' | 'HEALTHY' | 'UNHEALTHY' | 'DRAINING' | 'TIMEOUT' | 'DEGRADED';

@@ -236,7 +236,7 @@ export function registerProxy(program: Command, ctx: CliContext): void {
       // Capture first: every socket this process opens from here on (CA, xDS) carries the exempt gid.
       let capture: Capture | undefined;
       if (flags.capture) {
-        capture = await installCapture({ proxyGid: PROXY_GID, dnsPort: parsed.dns.port, captureDns: parsed.options.dnsCapture !== false });
+        capture = await installCapture({ proxyGid: PROXY_GID, dnsPort: parsed.dns.port, captureDns: parsed.options.dnsCapture !== false, logger });
         // Our own sockets carry gid 1337 and so escape capture; uid 0 stays, to remove the rules on exit.
         process.setgid?.(PROXY_GID);
       }

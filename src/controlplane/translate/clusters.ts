@@ -122,13 +122,14 @@ function rawBuffer(): TransportSocket {
   return { name: 'envoy.transport_sockets.raw_buffer', typed_config: typed(EXTENSION_TYPE_URLS.rawBuffer) };
 }
 
-/** `inbound|port||`: delivers accepted traffic to the app on `appHost:port`. */
+/** `inbound|port||`: delivers accepted traffic to the app on `appHost:port`, with no circuit-breaker limits (as Istio). */
 export function buildInboundCluster(port: number, appHost: string): Cluster {
   return {
     name: inboundClusterName(port),
     type: 'STATIC',
     connect_timeout: durationFromMs(10_000),
     lb_policy: 'ROUND_ROBIN',
+    circuit_breakers: { thresholds: [circuitBreakers({})] },
     load_assignment: {
       cluster_name: inboundClusterName(port),
       endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: appHost, port_value: port } } } }] }],
@@ -139,7 +140,8 @@ export function buildInboundCluster(port: number, appHost: string): Cluster {
 /** Traffic to destinations the mesh does not know goes where the app sent it (REGISTRY_ONLY would drop it). */
 export function buildPassthroughClusters(): Cluster[] {
   return [
-    { name: PASSTHROUGH_CLUSTER, type: 'ORIGINAL_DST', lb_policy: 'CLUSTER_PROVIDED', connect_timeout: durationFromMs(10_000) },
+    // Unlimited as Istio sends them; Envoy's defaults would cap passthrough at 1024 connections.
+    { name: PASSTHROUGH_CLUSTER, type: 'ORIGINAL_DST', lb_policy: 'CLUSTER_PROVIDED', connect_timeout: durationFromMs(10_000), circuit_breakers: { thresholds: [circuitBreakers({})] } },
     { name: BLACKHOLE_CLUSTER, type: 'STATIC', connect_timeout: durationFromMs(10_000) },
   ];
 }

@@ -104,6 +104,14 @@ test('generate: a sidecar on network1 reaches httpbin (network2 only) through th
   const inbound = r.listeners.get('virtualInbound') as any;
   assert.deepEqual(inbound.filter_chains.map((c: any) => c.filter_chain_match.destination_port.value), [80]);
   assert.equal(inbound.filter_chains[0].transport_socket.typed_config.require_client_certificate.value, true);
+  // IPv6 capture lands on the same listeners through their [::] address.
+  for (const [l, port] of [['virtualOutbound', 15001], ['virtualInbound', 15006]] as const) {
+    assert.deepEqual((r.listeners.get(l) as any).additional_addresses, [{ address: { socket_address: { address: '::', port_value: port } } }]);
+  }
+  // As Istio: no circuit-breaker limits unless a DestinationRule sets them, inbound and passthrough included.
+  for (const c of [name, 'inbound|80||', 'PassthroughCluster']) {
+    assert.equal((r.clusters.get(c) as any)?.circuit_breakers?.thresholds[0].max_connections.value, 4294967295, c);
+  }
 });
 
 test('generate: the east-west gateway routes SNI to local endpoints only, without TLS of its own', () => {

@@ -82,6 +82,8 @@ export function buildCapturedSidecarListeners(outbound: readonly OutboundPort[],
   listeners.push({
     name: VIRTUAL_OUTBOUND,
     address: socketAddress('0.0.0.0', PORT_OUTBOUND),
+    // IPv6 capture (ip6tables) redirects here too; a proxy without IPv6 leaves this address unbound.
+    additional_addresses: [{ address: socketAddress('::', PORT_OUTBOUND) }],
     use_original_dst: { value: true },
     listener_filters: [originalDstFilter()],
     filter_chains: [{ name: 'virtualOutbound-catchall-tcp', filters: [tcpProxyFilter(PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER)] }],
@@ -120,6 +122,7 @@ export function buildCapturedSidecarListeners(outbound: readonly OutboundPort[],
   listeners.push({
     name: VIRTUAL_INBOUND,
     address: socketAddress('0.0.0.0', PORT_INBOUND),
+    additional_addresses: [{ address: socketAddress('::', PORT_INBOUND) }],
     use_original_dst: { value: true },
     listener_filters: [originalDstFilter(), tlsInspectorFilter()],
     // STRICT mTLS: only chains that require a mesh client certificate; plaintext matches nothing and is closed.

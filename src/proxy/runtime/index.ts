@@ -10,5 +10,5 @@ export { createXdsState, edsNamesOf, rdsNamesOf } from './xds-state.js';
 export type { XdsState, TypeVersion } from './xds-state.js';
 export { sniRoutesOf, usableEndpoints, gatewayResolver } from './gateway-routes.js';
 export { installCapture, captureRules, removalRules, CaptureError, CAPTURE_OUTPUT_CHAIN, CAPTURE_INBOUND_CHAIN, PROXY_GID } from './capture.js';
-export type { Capture, CaptureOptions } from './capture.js';
+export type { Capture, CaptureOptions, CaptureTool } from './capture.js';
 export type * from './sidecar-contract.js';

@@ -110,6 +110,8 @@ export function createProxy(options: ProxyOptions): Proxy {
   let xds: XdsState | undefined;
   let admin: AdminServer | undefined;
   let dns: DnsProxy | undefined;
+  /** The same DNS proxy on [::1], where ip6tables capture sends the pod's IPv6 DNS. */
+  let dns6: DnsProxy | undefined;
   let gateways: GatewayListeners | undefined;
   let addresses: ProxyAddresses = {};
   let resolveSni: (sni: string) => ReturnType<ReturnType<typeof gatewayResolver>> = () => undefined;
@@ -376,16 +378,24 @@ export function createProxy(options: ProxyOptions): Proxy {
       }
       if (dnsCapture && options.dns) {
         const suffix = options.domainSuffix ?? 'cluster.local';
-        dns = createDnsProxy({
+        const dnsOptions = {
           port: options.dns.port ?? 15053,
-          host: options.dns.host ?? '127.0.0.1',
-          lookup: (name, type) => lookup(name, type),
+          lookup: (name: string, type: Parameters<MeshLookup>[1]) => lookup(name, type),
           searchDomains: options.dns.searchDomains ?? [`${options.namespace}.svc.${suffix}`, `svc.${suffix}`, suffix],
           upstreams: options.dns.upstreams,
           logger: logger.child({ component: 'dns' }),
           clock,
-        });
+        };
+        dns = createDnsProxy({ ...dnsOptions, host: options.dns.host ?? '127.0.0.1' });
         addresses.dns = await dns.listen();
+        if (options.dns.host === undefined) {
+          dns6 = createDnsProxy({ ...dnsOptions, host: '::1' });
+          // Without IPv6 (EADDRNOTAVAIL, EAFNOSUPPORT) there is no IPv6 DNS to capture either.
+          await dns6.listen().catch((err: NodeJS.ErrnoException) => {
+            logger.info('DNS proxy not listening on [::1]', { error: err.code ?? err.message });
+            dns6 = undefined;
+          });
+        }
       }
       ads = connectAds();
       xds = createXdsState({
@@ -418,7 +428,7 @@ export function createProxy(options: ProxyOptions): Proxy {
     unsubscribeRotation?.();
     options.credentials?.close();
     ads?.close();
-    await Promise.allSettled([gateways?.close(), dns?.close(), sidecar?.close(), admin?.close()]);
+    await Promise.allSettled([gateways?.close(), dns?.close(), dns6?.close(), sidecar?.close(), admin?.close()]);
     logger.info('proxy stopped');
   }
 

@@ -8,6 +8,7 @@ import { captureRules, installCapture, removalRules } from './capture.js';
 import { edsNamesOf, rdsNamesOf } from './xds-state.js';
 import { gatewayResolver, sniRoutesOf, usableEndpoints } from './gateway-routes.js';
 import { createLevelLogger } from './level-logger.js';
+import { silentLogger } from '../../shared/log.js';
 
 test('node: Istio id and metadata, read back by the control plane as sent', () => {
   const node = buildProxyNode({
@@ -64,6 +65,59 @@ test('capture rules: own gid/uid first, DNS before the loopback exception, inbou
     /no nat table/,
   );
   assert.ok(calls.at(-1)!.includes('-X CROSSMESH_INBOUND'));
+});
+
+test('capture rules for IPv6: the same chains, ports and exclusions, ::1 as the loopback exception', () => {
+  const v4 = captureRules({ proxyUid: 1337 });
+  const v6 = captureRules({ proxyUid: 1337 }, 6);
+  assert.equal(v6.length, v4.length);
+  const differing = v6.map((r, i) => [r.join(' '), v4[i]!.join(' ')]).filter(([a, b]) => a !== b);
+  assert.deepEqual(differing, [['-t nat -A CROSSMESH_OUTPUT -d ::1/128 -j RETURN', '-t nat -A CROSSMESH_OUTPUT -d 127.0.0.1/32 -j RETURN']]);
+  const joined = v6.map((r) => r.join(' '));
+  assert.ok(joined.includes('-t nat -A CROSSMESH_OUTPUT -p udp --dport 53 -j REDIRECT --to-ports 15053'));
+  assert.ok(joined.includes('-t nat -A CROSSMESH_OUTPUT -p tcp -j REDIRECT --to-ports 15001'));
+  assert.ok(joined.includes('-t nat -A CROSSMESH_INBOUND -p tcp -j REDIRECT --to-ports 15006'));
+  assert.ok(joined.includes('-t nat -A CROSSMESH_INBOUND -p tcp --dport 15000:15099 -j RETURN'));
+  assert.ok(joined.indexOf('-t nat -A CROSSMESH_OUTPUT -m owner --uid-owner 1337 -j RETURN') < joined.indexOf('-t nat -A CROSSMESH_OUTPUT -p tcp -j REDIRECT --to-ports 15001'));
+});
+
+test('installCapture: IPv6 with ip6tables when available, removed with IPv4; otherwise IPv4 only and one log line', async () => {
+  const logged: string[] = [];
+  const logger = { ...silentLogger, warn: (m: string) => void logged.push(m) };
+  const calls: string[] = [];
+  const both = await installCapture({ logger, ipv6: async () => ({ ok: true }), run: async (args, tool) => void calls.push(`${tool} ${args.join(' ')}`) });
+  assert.equal(both.ipv6.captured, true);
+  assert.ok(calls.includes('ip6tables -t nat -A CROSSMESH_OUTPUT -p tcp -j REDIRECT --to-ports 15001'));
+  assert.ok(calls.includes('iptables -t nat -A CROSSMESH_OUTPUT -p tcp -j REDIRECT --to-ports 15001'));
+  assert.deepEqual(logged, []);
+  calls.length = 0;
+  await both.remove();
+  assert.ok(calls.includes('iptables -t nat -X CROSSMESH_OUTPUT') && calls.includes('ip6tables -t nat -X CROSSMESH_OUTPUT') && calls.includes('ip6tables -t nat -D PREROUTING -p tcp -j CROSSMESH_INBOUND'));
+
+  // ip6tables missing: IPv4 stays installed and working, the reason is logged once.
+  calls.length = 0;
+  const v4only = await installCapture({
+    logger,
+    ipv6: async () => ({ ok: true }),
+    run: async (args, tool) => {
+      if (tool === 'ip6tables') throw new Error('ip6tables is not installed');
+      calls.push(`${tool} ${args.join(' ')}`);
+    },
+  });
+  assert.deepEqual(v4only.ipv6, { captured: false, reason: 'ip6tables is not installed' });
+  assert.deepEqual(logged, ['IPv6 is not captured (IPv4 only): ip6tables is not installed']);
+  assert.ok(calls.includes('iptables -t nat -A CROSSMESH_OUTPUT -p tcp -j REDIRECT --to-ports 15001'));
+
+  // IPv6 off in the namespace: ip6tables is never run.
+  calls.length = 0;
+  logged.length = 0;
+  const off = await installCapture({ logger, ipv6: async () => ({ ok: false, reason: 'IPv6 is disabled in this network namespace' }), run: async (args, tool) => void calls.push(`${tool} ${args.join(' ')}`) });
+  assert.equal(off.ipv6.captured, false);
+  assert.ok(calls.every((c) => c.startsWith('iptables ')));
+  assert.deepEqual(logged, ['IPv6 is not captured (IPv4 only): IPv6 is disabled in this network namespace']);
+  calls.length = 0;
+  await off.remove();
+  assert.ok(calls.length > 0 && calls.every((c) => c.startsWith('iptables ')));
 });
 
 test('xds names: EDS from EDS clusters (service_name first), RDS from HCMs', () => {

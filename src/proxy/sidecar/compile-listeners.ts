@@ -54,6 +54,8 @@ export interface CompiledListener {
   name: string;
   address: string;
   port: number;
+  /** Further addresses bound for the same listener (an IPv6 `::` beside `0.0.0.0`). */
+  additionalAddresses: Array<{ address: string; port: number }>;
   bind: boolean;
   useOriginalDst: boolean;
   tlsInspector: boolean;
@@ -80,12 +82,18 @@ export function compileListener(l: Obj, problems: Problems): CompiledListener {
   for (const [i, f] of filters.entries()) if (!KNOWN_LISTENER_FILTERS.has(f)) problems.add(`listener_filters[${i}].name`, `unsupported listener filter ${f}`);
   if (l.api_listener) problems.add('api_listener', 'API listeners are for proxyless clients, not sidecars');
   const chains = ((l.filter_chains ?? []) as Obj[]).map((c, i) => compileChain(c, problems, `filter_chains[${i}]`));
+  const additionalAddresses = ((l.additional_addresses ?? []) as Obj[]).map((a, i) => {
+    const extra = a.address?.socket_address;
+    if (!extra?.address) problems.add(`additional_addresses[${i}].address.socket_address`, 'needs a socket address');
+    return { address: String(extra?.address ?? ''), port: Number(extra?.port_value ?? 0) };
+  });
   const defaultChain = l.default_filter_chain ? compileChain(l.default_filter_chain, problems, 'default_filter_chain') : undefined;
   const all = defaultChain ? [...chains, defaultChain] : chains;
   return {
     name: String(l.name),
     address: String(sa?.address ?? '0.0.0.0'),
     port: Number(sa?.port_value ?? 0),
+    additionalAddresses,
     bind: wrapped(l.bind_to_port, true),
     useOriginalDst: wrapped(l.use_original_dst, false),
     tlsInspector: filters.includes('envoy.filters.listener.tls_inspector'),

@@ -5,6 +5,7 @@
  * credentials are read per connection/request, so updates never touch live connections.
  */
 import net from 'node:net';
+import { networkInterfaces } from 'node:os';
 import tls from 'node:tls';
 import { systemClock } from '../../shared/clock.js';
 import { silentLogger } from '../../shared/log.js';
@@ -29,9 +30,14 @@ const HTTP_METHOD = /^[A-Z]{3,10} [^ ]+ HTTP\/1\.[01]\r?$/;
 interface BoundListener {
   address: string;
   port: number;
-  server: net.Server;
+  /** The additional addresses it was bound with, to rebind when they change. */
+  extras: string;
+  /** The main address first, then the additional ones. */
+  servers: net.Server[];
   ready: Promise<void>;
 }
+
+const extrasKey = (l: CompiledListener): string => l.additionalAddresses.map((a) => `${a.address}:${a.port}`).join(',');
 
 export function createSidecar(options: SidecarOptions): SidecarHandle {
   const clock = options.clock ?? systemClock;
@@ -68,6 +74,9 @@ export function createSidecar(options: SidecarOptions): SidecarHandle {
     spiffeId: () => options.credentials()?.spiffeId,
   };
   const route = createRouter(env);
+  options.metrics?.clusterConnections?.(function* () {
+    for (const c of clusters.values()) yield { name: c.settings.name, active: c.connections.active, overflow: c.connections.overflow };
+  });
   /** Serves HTTP/1.1 on a connection whose filter chain ends in the HTTP connection manager. */
   function serveHttp(socket: net.Socket, info: DownstreamInfo): void {
     new Http1ServerConnection(socket, {
@@ -89,7 +98,7 @@ export function createSidecar(options: SidecarOptions): SidecarHandle {
     });
   }
 
-  function refusal(info: DownstreamInfo | undefined, code: number, flag: string, reason?: string): Parameters<NonNullable<SidecarOptions['accessLog']>>[0] {
+  function refusal(info: Pick<DownstreamInfo, 'localAddress' | 'remoteAddress' | 'requestedServerName'> | undefined, code: number, flag: string, reason?: string): Parameters<NonNullable<SidecarOptions['accessLog']>>[0] {
     return {
       start_time: new Date().toISOString(),
       method: null,
@@ -134,6 +143,13 @@ export function createSidecar(options: SidecarOptions): SidecarHandle {
     let originalDst: { address: string; port: number } | undefined;
     if (listener.useOriginalDst) {
       originalDst = options.originalDestination?.(socket);
+      if (originalDst && isOwnListener(originalDst)) {
+        // Passing it on would dial this listener again (Istio blackholes such chains for the same reason).
+        logger.warn('captured connection refused: its original destination is this proxy', { destination: formatAddress(originalDst.address, originalDst.port) });
+        options.accessLog?.(refusal({ localAddress: formatAddress(originalDst.address, originalDst.port), remoteAddress: formatAddress(socket.remoteAddress, socket.remotePort) }, 0, 'UH'));
+        socket.destroy();
+        return;
+      }
       if (originalDst && !listener.inbound) listener = findHandOff(originalDst, listener) ?? listener;
     }
     const dest = originalDst ?? { address: socket.localAddress ?? '', port: socket.localPort ?? 0 };
@@ -150,6 +166,23 @@ export function createSidecar(options: SidecarOptions): SidecarHandle {
       logger.warn('connection dispatch failed', { listener: listener!.name, error: err.message });
       socket.destroy();
     });
+  }
+
+  /** Whether a destination is one of the ports this proxy listens on, at an address of this host. */
+  function isOwnListener(dest: { address: string; port: number }): boolean {
+    const addresses = new Set<string>();
+    for (const b of bound.values()) {
+      for (const server of b.servers) {
+        const a = server.address();
+        if (a && typeof a === 'object' && a.port === dest.port) addresses.add(a.address);
+      }
+    }
+    if (addresses.size === 0) return false;
+    const ip = dest.address.replace(/^::ffff:/, '');
+    if (addresses.has(ip) || ip === '::1' || ip.startsWith('127.') || ip === '0.0.0.0' || ip === '::') return true;
+    // Only reached for a destination on one of our ports, so listing interfaces here costs nothing normally.
+    const wildcard = addresses.has('0.0.0.0') || addresses.has('::');
+    return wildcard && Object.values(networkInterfaces()).some((list) => list?.some((i) => i.address === ip));
   }
 
   async function dispatch(l: CompiledListener, socket: net.Socket, port: number, info: DownstreamInfo): Promise<void> {
@@ -270,29 +303,51 @@ export function createSidecar(options: SidecarOptions): SidecarHandle {
     for (const l of config.listeners.values()) if (l.bind && l.port > 0 ? true : l.bind && l.port === 0) wanted.set(l.name, l);
     for (const [name, b] of bound) {
       const l = wanted.get(name);
-      if (!l || l.address !== b.address || (l.port !== b.port && l.port !== 0)) {
-        b.server.close();
+      if (!l || l.address !== b.address || (l.port !== b.port && l.port !== 0) || extrasKey(l) !== b.extras) {
+        for (const server of b.servers) server.close();
         bound.delete(name);
       }
     }
     for (const [name, l] of wanted) {
       if (bound.has(name)) continue;
-      const server = net.createServer({ allowHalfOpen: true }, (s) => onConnection(name, s));
+      const main = listen(name, l.address, l.port, false);
+      const extras = l.additionalAddresses.map((a) => listen(name, a.address, a.port, true));
       const entry: BoundListener = {
         address: l.address,
         port: l.port,
-        server,
-        ready: new Promise((resolve) => {
-          server.once('error', (err) => {
-            logger.error('cannot bind listener', { listener: name, address: l.address, port: l.port, error: err.message });
+        extras: extrasKey(l),
+        servers: [main.server, ...extras.map((e) => e.server)],
+        ready: Promise.all([
+          main.ready.then((ok) => {
+            if (ok) return;
             bound.delete(name);
-            resolve();
-          });
-          server.listen({ host: l.address, port: l.port }, () => resolve());
-        }),
+            for (const e of extras) e.server.close();
+          }),
+          ...extras.map((e) => e.ready),
+        ]).then(() => undefined),
       };
       bound.set(name, entry);
     }
+  }
+
+  /**
+   * Binds one address of a listener; resolves false when it could not. An additional `::` address is
+   * IPv6-only (as Envoy binds it), and where the host has no IPv6 it is left out without an error.
+   */
+  function listen(name: string, host: string, port: number, additional: boolean): { server: net.Server; ready: Promise<boolean> } {
+    const server = net.createServer({ allowHalfOpen: true }, (s) => onConnection(name, s));
+    const ready = new Promise<boolean>((resolve) => {
+      server.once('error', (err: NodeJS.ErrnoException) => {
+        if (additional && net.isIPv6(host) && (err.code === 'EAFNOSUPPORT' || err.code === 'EADDRNOTAVAIL')) {
+          logger.info('listener address not bound: no IPv6 here', { listener: name, address: host, port, error: err.code });
+        } else {
+          logger.error('cannot bind listener', { listener: name, address: host, port, error: err.message });
+        }
+        resolve(false);
+      });
+      server.listen({ host, port, ...(net.isIPv6(host) ? { ipv6Only: true } : {}) }, () => resolve(true));
+    });
+    return { server, ready };
   }
 
   return {
@@ -336,15 +391,15 @@ export function createSidecar(options: SidecarOptions): SidecarHandle {
       await Promise.all([...bound.values()].map((b) => b.ready));
       const out = new Map<string, { address: string; port: number }>();
       for (const [name, b] of bound) {
-        const a = b.server.address();
+        const a = b.servers[0]!.address();
         if (a && typeof a === 'object') out.set(name, { address: a.address, port: a.port });
       }
       return out;
     },
     async close() {
       closed = true;
-      const closing = [...bound.values()].map((b) =>
-        b.ready.then(() => new Promise<void>((resolve) => (b.server.listening ? b.server.close(() => resolve()) : resolve()))),
+      const closing = [...bound.values()].flatMap((b) =>
+        b.servers.map((server) => b.ready.then(() => new Promise<void>((resolve) => (server.listening ? server.close(() => resolve()) : resolve())))),
       );
       bound.clear();
       // net.Server.close waits for open connections; they end here, as Envoy's drain would end them.

@@ -13,21 +13,49 @@ import type { TcpChainFilter } from './compile-listeners.js';
 import type { DownstreamInfo, RouterEnv } from './http-router.js';
 
 const MAX_CONNECT_ATTEMPTS = 3;
+/** What the client may send while its upstream connect is in flight before we stop reading it. */
+const MAX_EARLY_BYTES = 64 * 1024;
 
-function connectOnce(host: UpstreamHost): Promise<{ socket: UpstreamSocket } | { error: string; transport?: string | undefined }> {
+type ConnectResult = { socket: UpstreamSocket } | { error: string; transport?: string | undefined } | { downstreamGone: true };
+
+/**
+ * Connects to `host` while reading the client, so that a client that goes away meanwhile (reset or full
+ * close, as Envoy's early-close detection sees it) aborts the connect at once instead of holding a
+ * max_connections slot until the connect times out. A half-close (FIN) is not leaving: what the client
+ * sent, FIN included, reaches the upstream once connected. Bytes read here are appended to `early`.
+ */
+function connectOnce(host: UpstreamHost, down: net.Socket, early: Buffer[]): Promise<ConnectResult> {
   return new Promise((resolve) => {
     const s = host.connect(true);
-    const ok = (): void => {
+    const event = host.tls ? 'secureConnect' : 'connect';
+    let buffered = 0;
+    const onData = (chunk: Buffer): void => {
+      early.push(chunk);
+      if ((buffered += chunk.length) >= MAX_EARLY_BYTES) down.pause();
+    };
+    const settle = (r: ConnectResult): void => {
+      s.off(event, ok);
       s.off('error', bad);
-      resolve({ socket: s });
+      down.off('data', onData);
+      down.off('close', gone);
+      down.pause();
+      resolve(r);
     };
+    const ok = (): void => settle({ socket: s });
     const bad = (err: Error): void => {
-      s.off(host.tls ? 'secureConnect' : 'connect', ok);
       s.destroy();
-      resolve({ error: err.message, transport: s[TRANSPORT_FAILURE] });
+      settle({ error: err.message, transport: s[TRANSPORT_FAILURE] });
     };
-    s.once(host.tls ? 'secureConnect' : 'connect', ok);
+    const gone = (): void => {
+      s.destroy();
+      settle({ downstreamGone: true });
+    };
+    s.once(event, ok);
     s.once('error', bad);
+    if (down.destroyed) return gone();
+    down.once('close', gone);
+    down.on('data', onData);
+    down.resume();
   });
 }
 
@@ -47,29 +75,35 @@ export async function proxyTcp(env: RouterEnv, down: net.Socket, filter: TcpChai
   let host: UpstreamHost | undefined;
   let upstream: UpstreamSocket | undefined;
   let transport: string | undefined;
+  const early: Buffer[] = initial.length ? [initial] : [];
   down.on('error', () => {});
   if (!cluster) flags.push('NC');
+  else if (!cluster.admitConnection()) flags.push('UO');
   else {
     const tried = new Set<UpstreamHost>();
     for (let i = 0; i < MAX_CONNECT_ATTEMPTS; i++) {
       const h =
         cluster.settings.type === 'ORIGINAL_DST'
-          ? info.originalDst && !isSelf(info, info.originalDst) ? cluster.originalDestination(info.originalDst.address, info.originalDst.port) : undefined
+          ? info.originalDst && cluster.originalDestination(info.originalDst.address, info.originalDst.port)
           : cluster.pick({ exclude: tried, attempts: 3 });
       if (!h || tried.has(h)) break;
       tried.add(h);
       host = h;
-      const r = await connectOnce(h);
+      const r = await connectOnce(h, down, early);
       if ('socket' in r) {
         upstream = r.socket;
         cluster.report(h, 'success');
         break;
       }
+      if ('downstreamGone' in r) break;
       transport = r.transport;
       cluster.report(h, 'local-failure');
-      if (down.destroyed) break;
     }
-    if (!upstream) flags.push(host ? 'UF' : 'UH');
+    if (upstream && down.destroyed) {
+      upstream.destroy();
+      upstream = undefined;
+    }
+    if (!upstream) flags.push(down.destroyed ? 'DC' : host ? 'UF' : 'UH');
   }
   const svc = cluster?.settings.service;
   const wl = host?.spec.workload?.split(';');
@@ -103,7 +137,7 @@ export async function proxyTcp(env: RouterEnv, down: net.Socket, filter: TcpChai
     env.metrics?.tcpOpened(labels);
     host!.active++;
     cluster!.active++;
-    const outcome = await spliceSockets(down, upstream, initial, { idleTimeoutMs: filter.idleTimeoutMs, clock: env.clock });
+    const outcome = await spliceSockets(down, upstream, early.length === 1 ? early[0]! : Buffer.concat(early), { idleTimeoutMs: filter.idleTimeoutMs, clock: env.clock });
     host!.active--;
     cluster!.active--;
     if (outcome.idleTimeout) flags.push('SI');
@@ -136,9 +170,4 @@ export async function proxyTcp(env: RouterEnv, down: net.Socket, filter: TcpChai
     route_name: null,
     upstream_transport_failure_reason: upstream ? null : transport ?? null,
   });
-}
-
-/** An original destination that is the listener itself (no redirect happened) would loop forever. */
-function isSelf(info: DownstreamInfo, dst: { address: string; port: number }): boolean {
-  return info.localAddress === formatAddress(dst.address, dst.port);
 }

@@ -4,6 +4,7 @@
  * dashboards and alerts written for Istio read ours.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Counter, Gauge } from 'prom-client';
 import type { Registry } from 'prom-client';
 import { TableCounter, TableHistogram, createSeriesTable, histogramSlots, keyPart, observeInto } from './series-table.js';
 import type { Series, SeriesTable } from './series-table.js';
@@ -52,6 +53,20 @@ export interface MeshMetrics {
   tcpClosed(labels: TcpLabels): void;
   /** Adds byte counts as they flow (or once at close); `sent` is proxy→peer on the reporting side. */
   tcpBytes(labels: TcpLabels, bytes: { sent: number; received: number }): void;
+  /**
+   * Names where Envoy's per-cluster connection stats are read at scrape time; called once by the proxy
+   * that owns the clusters (a later call replaces the source).
+   */
+  clusterConnections?(source: () => Iterable<ClusterConnectionStats>): void;
+}
+
+/** One cluster's connection circuit-breaker state, as Envoy's `cluster.<name>.upstream_cx_*` stats. */
+export interface ClusterConnectionStats {
+  name: string;
+  /** Open upstream connections (`upstream_cx_active`). */
+  active: number;
+  /** Connections refused or queued by max_connections so far (`upstream_cx_overflow`). */
+  overflow: number;
 }
 
 /**
@@ -147,7 +162,34 @@ export function createMeshMetrics(registry: Registry, options: MeshMetricsOption
     if (Number.isFinite(n) && n > 0) values[slot]! += n;
   };
 
+  // Read from the clusters when scraped: nothing to do per connection, and removed clusters disappear as
+  // their Envoy stats do.
+  let clusters: () => Iterable<ClusterConnectionStats> = () => [];
+  new Gauge({
+    name: 'envoy_cluster_upstream_cx_active',
+    help: 'Open upstream connections per cluster.',
+    labelNames: ['cluster_name'],
+    registers,
+    collect() {
+      this.reset();
+      for (const c of clusters()) this.set({ cluster_name: c.name }, c.active);
+    },
+  });
+  new Counter({
+    name: 'envoy_cluster_upstream_cx_overflow',
+    help: 'Upstream connections refused or queued by the cluster\'s max_connections circuit breaker.',
+    labelNames: ['cluster_name'],
+    registers,
+    collect() {
+      this.reset();
+      for (const c of clusters()) this.inc({ cluster_name: c.name }, c.overflow);
+    },
+  });
+
   return {
+    clusterConnections(source) {
+      clusters = source;
+    },
     recordRequest(labels, sample) {
       const v = seriesFor(requestTable, requestLabels, requestDefaults, labels, requestSlots).values;
       v[0]!++;

@@ -263,5 +263,6 @@ test('max_connections is counted per cluster: two endpoints share one budget, ex
   assert.deepEqual(bodies, ['ok', 'ok', 'ok', 'ok', 'ok', 'ok']);
   assert.equal([...accepted.values()].reduce((a, b) => a + b, 0), 2, `connections accepted per server: ${JSON.stringify([...accepted])}`);
   assert.equal(rt.connectionCount(), 2, 'idle pooled connections still count');
-  assert.equal(rt.connectionsFull(), true);
+  assert.equal(rt.admitConnection(), false, 'a third connection would exceed max_connections');
+  assert.ok(rt.connections.overflow >= 1);
 });

@@ -6,7 +6,7 @@
 import type { Clock } from '../../shared/clock.js';
 import { hash32 } from './hash.js';
 import { UpstreamHost } from './host.js';
-import type { SecureContextSource } from './host.js';
+import type { ConnectionCounters, SecureContextSource } from './host.js';
 import type { ClusterSettings, LocalityGroup, UpstreamTls } from './types.js';
 
 /** Envoy's default overprovisioning factor: a priority at ≥ 1/1.4 healthy still takes all its load. */
@@ -45,6 +45,8 @@ export class ClusterRuntime {
   settings: ClusterSettings;
   active = 0;
   retriesActive = 0;
+  /** Shared by every endpoint, removed ones included: their open connections still hold breaker slots. */
+  readonly connections: ConnectionCounters = { active: 0, overflow: 0 };
   private hosts = new Map<string, UpstreamHost>();
   private groups: LocalityGroup[] = [];
   private priorities: PriorityState[] = [];
@@ -98,7 +100,7 @@ export class ClusterRuntime {
           old.setLimits(this.limits());
           next.set(key, old);
         } else {
-          next.set(key, new UpstreamHost({ ...spec }, tls, this.contexts, this.limits()));
+          next.set(key, new UpstreamHost({ ...spec }, tls, this.contexts, this.limits(), this.connections));
         }
       }
     }
@@ -134,16 +136,18 @@ export class ClusterRuntime {
 
   /** Connections open to this cluster's endpoints: what Envoy's `max_connections` counts. */
   connectionCount(): number {
-    let n = 0;
-    for (const h of this.hosts.values()) n += h.connections;
-    for (const h of this.dynamic.values()) n += h.connections;
-    return n;
+    return this.connections.active;
   }
 
-  /** True when a new connection would exceed the cluster's `max_connections` (tcp_proxy gives `UO`). */
-  connectionsFull(): boolean {
+  /**
+   * Takes the breaker's verdict for one new tcp_proxy connection: false (and one more overflow counted)
+   * when it would exceed the cluster's `max_connections`, which tcp_proxy answers with `UO`.
+   */
+  admitConnection(): boolean {
     const max = this.settings.maxConnections;
-    return max < UNLIMITED_CONNECTIONS && this.connectionCount() >= max;
+    if (max >= UNLIMITED_CONNECTIONS || this.connections.active < max) return true;
+    this.connections.overflow++;
+    return false;
   }
 
   /** ORIGINAL_DST: a plaintext host for the original destination, pooled while the cluster lives. */
@@ -156,7 +160,7 @@ export class ClusterRuntime {
         first.retire();
         this.dynamic.delete(firstKey);
       }
-      h = new UpstreamHost({ address, port, health: 'HEALTHY', weight: 1, transportMatch: {} }, null, this.contexts, this.limits());
+      h = new UpstreamHost({ address, port, health: 'HEALTHY', weight: 1, transportMatch: {} }, null, this.contexts, this.limits(), this.connections);
       this.dynamic.set(key, h);
     }
     return h;

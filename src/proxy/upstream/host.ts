@@ -18,6 +18,15 @@ export interface SecureContextSource {
 export { CONNECTED, TRANSPORT_FAILURE, PEER_ID } from './socket.js';
 export type { UpstreamSocket } from './socket.js';
 
+/**
+ * Per-cluster connection counters every endpoint of the cluster shares: Envoy's `upstream_cx_active`
+ * (what `max_connections` is checked against) and `upstream_cx_overflow`.
+ */
+export interface ConnectionCounters {
+  active: number;
+  overflow: number;
+}
+
 export interface HostLimits {
   connectTimeoutMs: number;
   maxRequestsPerConnection: number;
@@ -57,6 +66,7 @@ export class UpstreamHost {
     readonly tls: UpstreamTls | null,
     private readonly contexts: SecureContextSource,
     private limits: HostLimits,
+    private readonly counters: ConnectionCounters = { active: 0, overflow: 0 },
   ) {
     this.key = `${spec.address}:${spec.port}`;
   }
@@ -132,13 +142,18 @@ export class UpstreamHost {
       if (!sock[CONNECTED]) sock.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' }));
     });
     this.connections++;
-    sock.once('close', () => this.connections--);
+    this.counters.active++;
+    // 'close' fires once per socket whatever ends it, so the slot is given back exactly once.
+    sock.once('close', () => {
+      this.connections--;
+      this.counters.active--;
+    });
     return sock;
   }
 
   /** The keep-alive HTTP/1.1 pool for this endpoint, created on first use. */
   http1(): Http1Pool {
-    this.pool ??= new Http1Pool((idleTimeoutMs) => this.connect(false, idleTimeoutMs), this.limits);
+    this.pool ??= new Http1Pool((idleTimeoutMs) => this.connect(false, idleTimeoutMs), this.limits, this.counters);
     return this.pool;
   }
 

@@ -424,6 +424,7 @@ export class Http1Pool {
     /** Opens a connection whose socket timeout becomes `idleTimeoutMs` once connected. */
     private readonly connect: (idleTimeoutMs: number) => UpstreamSocket,
     private limits: PoolLimits,
+    private readonly counters?: { overflow: number },
   ) {}
 
   setLimits(limits: PoolLimits): void {
@@ -453,7 +454,11 @@ export class Http1Pool {
     const conn = this.take();
     if (conn) start(conn);
     else if (this.open < this.limits.maxConnections) start(this.fresh());
-    else this.waiting.push(start);
+    else {
+      // Envoy counts upstream_cx_overflow when the breaker stops a pool from opening a connection.
+      if (this.counters) this.counters.overflow++;
+      this.waiting.push(start);
+    }
     return handle ?? pending;
   }
 
