@@ -28,6 +28,8 @@ export interface ExchangeEvents {
    * finish its own message in one write. Return false to pause the upstream until `resume()`.
    */
   data(chunk: Buffer, last: boolean): boolean;
+  /** Trailers after the body (HTTP/2; HTTP/1.1 chunked trailers are dropped), before `end`. */
+  trailers?(rawTrailers: string[]): void;
   end(): void;
   /** Any failure: before the head (`headSeen` false) or mid-body. `stale` = a reused connection the peer had closed. */
   error(err: NodeJS.ErrnoException, info: { connected: boolean; headSeen: boolean; stale: boolean }): void;
