@@ -2,7 +2,9 @@
  * The HTTP connection manager's request path: virtual host and route selection, fault injection, direct
  * responses and redirects, weighted clusters, retries with per-try and global timeouts, mirroring, header
  * rewriting, and one access-log record plus Istio metrics per request. Local replies carry Envoy's
- * response flags (NR, UH, UF, URX, UT, UO, UC, FI, DI, NC).
+ * response flags (NR, UH, UF, URX, UT, UO, UC, FI, DI, NC); to gRPC requests they are trailers-only gRPC
+ * errors. Works on the codec-neutral ServerRequest/ServerResponse, and sends upstream over the cluster's
+ * protocol (HTTP/1.1 pool or HTTP/2 sessions), trailers passed through.
  */
 import type http from 'node:http';
 import { randomUUID } from 'node:crypto';
@@ -10,10 +12,11 @@ import type { Clock } from '../../shared/clock.js';
 import type { AccessLogRecord, MeshMetrics, RequestLabels } from '../telemetry/index.js';
 import { formatAddress } from '../telemetry/index.js';
 import { PEER_ID, TRANSPORT_FAILURE, buildRequestHead, hash32 } from '../upstream/index.js';
-import type { ClusterRuntime, ExchangeHandle, UpstreamHost, UpstreamSocket } from '../upstream/index.js';
+import type { ClusterRuntime, ExchangeEvents, ExchangeHandle, UpstreamHost, UpstreamSocket } from '../upstream/index.js';
 import type { CompiledRoute, HeaderOps, RetryPolicy, RouteTable } from './compile-routes.js';
 import { selectVirtualHost } from './compile-routes.js';
-import type { DownstreamRequest, DownstreamResponse } from './http1-server.js';
+import { grpcStatusFor, isGrpc } from './exchange.js';
+import type { ServerRequest as DownstreamRequest, ServerResponse as DownstreamResponse } from './exchange.js';
 import type { HttpChainFilter } from './compile-listeners.js';
 
 /** What the router knows about the downstream connection a request came on. */
@@ -46,7 +49,7 @@ const MAX_REPLAY_BODY = 64 * 1024;
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authorization', 'proxy-authenticate']);
 
 type Outcome =
-  | { kind: 'response'; status: number; rawHeaders: string[]; host: UpstreamHost; peerId?: string | undefined; exchange: ExchangeHandle; body: (sink: BodySink) => void; done: () => void }
+  | { kind: 'response'; status: number; rawHeaders: string[]; host: UpstreamHost; peerId?: string | undefined; exchange: ExchangeHandle; body: (sink: BodySink) => void; done: () => void; grpcStatus?: string | undefined }
   | { kind: 'connect-failure'; reason: string; transport?: string | undefined }
   | { kind: 'reset' }
   | { kind: 'stale' }
@@ -55,6 +58,7 @@ type Outcome =
 /** Where an upstream response body goes once the router decided to forward it. */
 interface BodySink {
   data(chunk: Buffer, last: boolean): boolean;
+  trailers(raw: string[]): void;
   end(): void;
   error(): void;
 }
@@ -73,6 +77,10 @@ interface Exchange {
   upstreamLocal?: string | null;
   failureReason?: string;
   requestId: string;
+  protocol: string;
+  grpc: boolean;
+  /** grpc-status of the response (headers of a trailers-only response, else trailers). */
+  grpcStatus?: string | undefined;
   bytesIn: number;
   bytesOut: number;
   status: number;
@@ -87,7 +95,7 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
         start_time: new Date(x.startWall).toISOString(),
         method: x.method,
         path: x.path,
-        protocol: 'HTTP/1.1',
+        protocol: x.protocol,
         response_code: x.status,
         response_flags: flags,
         bytes_received: x.bytesIn,
@@ -123,8 +131,9 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
         destination_workload_namespace: me.namespace,
         destination_principal: env.spiffeId() ?? 'unknown',
         destination_cluster: me.cluster,
-        request_protocol: 'http',
+        request_protocol: x.grpc ? 'grpc' : 'http',
         response_code: x.status,
+        grpc_response_status: x.grpcStatus,
         response_flags: flags,
         connection_security_policy: down.tls ? 'mutual_tls' : 'none',
       };
@@ -142,8 +151,9 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
       destination_workload_namespace: wl?.[1] || 'unknown',
       destination_principal: x.peerId ?? 'unknown',
       destination_cluster: x.host?.spec.cluster ?? 'unknown',
-      request_protocol: 'http',
+      request_protocol: x.grpc ? 'grpc' : 'http',
       response_code: x.status,
+      grpc_response_status: x.grpcStatus,
       response_flags: flags,
       connection_security_policy: 'unknown',
     };
@@ -154,6 +164,16 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
     x.status = status;
     if (res.headersSent) {
       res.destroy();
+      return;
+    }
+    if (x.grpc) {
+      // Envoy answers gRPC callers in gRPC: HTTP 200, trailers-only, the status mapped from the HTTP one
+      // (a timeout is the call's deadline).
+      const code = flag === 'UT' ? 4 : grpcStatusFor(status);
+      x.status = 200;
+      x.grpcStatus = String(code);
+      res.writeHead(200, { 'content-type': 'application/grpc', 'grpc-status': code, 'grpc-message': encodeURIComponent(body), server: 'envoy', ...extra });
+      res.end();
       return;
     }
     const buf = Buffer.from(body);
@@ -188,6 +208,8 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
       authority,
       flags: [],
       requestId: (req.headers['x-request-id'] as string | undefined) ?? randomUUID(),
+      protocol: req.protocol,
+      grpc: isGrpc(req),
       bytesIn: 0,
       bytesOut: 0,
       status: 0,
@@ -269,27 +291,33 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
       }
 
       const cl = req.headers['content-length'];
-      const chunked = req.headers['transfer-encoding'] !== undefined;
+      const chunked = req.streamedBody;
       const len = cl === undefined ? 0 : Number(cl);
-      const run = (body: Buffer | undefined, stream: boolean): void => {
-        for (const m of action.mirrors) if (!stream && Math.random() < m.fraction) mirror(m.cluster, req.method!, upstreamPath, headers, body);
+      const run = (body: Buffer | undefined, stream: Replay | undefined): void => {
+        for (const m of action.mirrors) if (!stream && Math.random() < m.fraction) mirror(m.cluster, req, upstreamPath, headers, body);
         forward(x, req, res, down, cluster, route, action.retry, action.timeoutMs, headers, upstreamPath, body, stream, hash, [vh.responseOps, route.responseOps, targetOps?.responseOps], vh.includeAttemptCount);
       };
-      if (!chunked && len === 0) run(undefined, false);
+      if (!chunked && len === 0) run(undefined, undefined);
       else if (!chunked && len <= MAX_REPLAY_BODY) {
         const chunks: Buffer[] = [];
         req.on('data', (c: Buffer) => chunks.push(c));
         req.once('end', () => {
           const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
           x.bytesIn = body.length;
-          run(body, false);
+          run(body, undefined);
         });
         req.resume();
       } else {
-        // Paused until an upstream connection takes the body (pipeBody resumes it).
+        // Paused until an upstream connection takes the body (pipeBody resumes it). A copy of a small body
+        // is kept so that a call answered after its body ended (a gRPC unary call) can still be retried.
         req.pause();
-        req.on('data', (c: Buffer) => (x.bytesIn += c.length));
-        run(undefined, true);
+        const replay: Replay = { chunks: [] };
+        req.on('data', (c: Buffer) => {
+          x.bytesIn += c.length;
+          if (replay.chunks && x.bytesIn <= MAX_REPLAY_BODY) replay.chunks.push(c);
+          else replay.chunks = undefined;
+        });
+        run(undefined, replay);
       }
     };
 
@@ -310,18 +338,16 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
     proceed();
   };
 
-  function mirror(clusterName: string, method: string, path: string, headers: http.OutgoingHttpHeaders, body: Buffer | undefined): void {
+  function mirror(clusterName: string, req: DownstreamRequest, path: string, headers: http.OutgoingHttpHeaders, body: Buffer | undefined): void {
     const cluster = env.cluster(clusterName);
     const host = cluster?.pick();
     if (!host) return;
     const h = { ...headers, host: `${String(headers.host).replace(/(:\d+)?$/, '-shadow$1')}` };
-    let head: string;
     try {
-      head = buildRequestHead(method, path, h, false);
+      sendUpstream(cluster!, host, req, path, h, body, false, { head() {}, data: () => true, end() {}, error() {} });
     } catch {
-      return;
+      // An invalid header or path: the mirror is best effort.
     }
-    host.http1().request({ head, body, noResponseBody: method === 'HEAD' }, { head() {}, data: () => true, end() {}, error() {} });
   }
 
   function forward(
@@ -335,13 +361,15 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
     timeoutMs: number,
     headers: http.OutgoingHttpHeaders,
     path: string,
-    body: Buffer | undefined,
-    stream: boolean,
+    initialBody: Buffer | undefined,
+    replay: Replay | undefined,
     hash: number | undefined,
     responseOps: Array<HeaderOps | undefined>,
     attemptCount: boolean,
   ): void {
     const s = cluster.settings;
+    let body = initialBody;
+    let stream = replay !== undefined;
     let retries = 0;
     let staleRetried = false;
     let finished = false;
@@ -398,9 +426,15 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
         }
         const status = o.kind === 'response' ? o.status : 0;
         cluster.report(host, o.kind === 'response' ? (status >= 500 ? (status >= 502 && status <= 504 ? 'error-gateway' : 'error-5xx') : 'success') : 'local-failure');
-        const wanted = retry !== undefined && !stream && retriable(retry, o, status);
+        // A streamed body can be replayed once it ended within the replay limit.
+        const replayable = !stream || (req.readableEnded && replay?.chunks !== undefined);
+        const wanted = retry !== undefined && replayable && retriable(retry, o, status, o.kind === 'response' ? o.grpcStatus : undefined);
         if (wanted && retries < retry!.numRetries && cluster.retriesActive < s.maxRetries) {
           retries++;
+          if (stream) {
+            body = Buffer.concat(replay!.chunks!);
+            stream = false;
+          }
           if (o.kind === 'response') o.done();
           cluster.retriesActive++;
           const backoff = Math.random() * Math.min(25 * 2 ** (retries - 1), 250);
@@ -426,6 +460,7 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
     const respond = (o: Extract<Outcome, { kind: 'response' }>): void => {
       x.peerId = o.peerId;
       x.status = o.status;
+      x.grpcStatus = o.grpcStatus;
       const out: http.OutgoingHttpHeaders = {};
       const raw = o.rawHeaders;
       for (let i = 0; i < raw.length; i += 2) {
@@ -447,7 +482,16 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
         return localReply(x, res, 502, 'UPE', 'upstream sent an invalid response header');
       }
       const resume = (): void => o.exchange.resume();
+      let trailers: http.OutgoingHttpHeaders | undefined;
       o.body({
+        trailers(raw) {
+          trailers = {};
+          for (let i = 0; i < raw.length; i += 2) {
+            const k = raw[i]!.toLowerCase();
+            if (k === 'grpc-status') x.grpcStatus = raw[i + 1];
+            trailers[k] = raw[i + 1]!;
+          }
+        },
         data(chunk, last) {
           x.bytesOut += chunk.length;
           if (last) {
@@ -463,7 +507,7 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
         },
         end() {
           finish();
-          if (!res.writableEnded) res.end();
+          if (!res.writableEnded) res.end(undefined, trailers);
           o.done();
         },
         error() {
@@ -494,53 +538,49 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
         if (o.kind !== 'response') release();
         cb(o);
       };
-      // A streamed body of unknown length (the client's was chunked) goes upstream chunked too.
-      const chunked = stream && headers['content-length'] === undefined;
-      let head: string;
+      let sock: UpstreamSocket | undefined;
+      let sink: BodySink | undefined;
+      let exchange: ExchangeHandle | undefined;
+      const events: ExchangeEvents = {
+        socket(s, _reused, handle) {
+          sock = s;
+          if (stream) pipeBody(req, handle);
+        },
+        head(status, rawHeaders) {
+          if (sock) x.upstreamLocal = formatAddress(sock.localAddress, sock.localPort);
+          settle({ kind: 'response', status, rawHeaders, host, peerId: sock?.[PEER_ID], exchange: exchange!, body: (k) => (sink = k), done: release, grpcStatus: x.grpc ? headerOf(rawHeaders, 'grpc-status') : undefined });
+        },
+        data: (chunk, last) => (sink ? sink.data(chunk, last) : true),
+        trailers: (raw) => sink?.trailers(raw),
+        end() {
+          if (sink) sink.end();
+          else release();
+        },
+        error(err, info) {
+          if (settled) {
+            sink?.error();
+            release();
+            return;
+          }
+          if (!info.connected) settle({ kind: 'connect-failure', reason: err.message, transport: sock?.[TRANSPORT_FAILURE] });
+          else if (info.stale) settle({ kind: 'stale' });
+          else settle({ kind: 'reset' });
+        },
+      };
       try {
-        head = buildRequestHead(req.method ?? 'GET', path, headers, chunked);
+        exchange = sendUpstream(cluster, host, req, path, headers, body, stream, events);
       } catch (err) {
         // Invalid header values (from a header op) or path: nothing was sent.
         return settle({ kind: 'connect-failure', reason: (err as Error).message, transport: undefined });
       }
-      let sock: UpstreamSocket | undefined;
-      let sink: BodySink | undefined;
-      const exchange = host.http1().request(
-        { head, body, streaming: stream ? { chunked } : undefined, noResponseBody: req.method === 'HEAD' },
-        {
-          socket(s, _reused, handle) {
-            sock = s;
-            if (stream) pipeBody(req, handle);
-          },
-          head(status, rawHeaders) {
-            if (sock) x.upstreamLocal = formatAddress(sock.localAddress, sock.localPort);
-            settle({ kind: 'response', status, rawHeaders, host, peerId: sock?.[PEER_ID], exchange, body: (k) => (sink = k), done: release });
-          },
-          data: (chunk, last) => (sink ? sink.data(chunk, last) : true),
-          end() {
-            if (sink) sink.end();
-            else release();
-          },
-          error(err, info) {
-            if (settled) {
-              sink?.error();
-              release();
-              return;
-            }
-            if (!info.connected) settle({ kind: 'connect-failure', reason: err.message, transport: sock?.[TRANSPORT_FAILURE] });
-            else if (info.stale) settle({ kind: 'stale' });
-            else settle({ kind: 'reset' });
-          },
-        },
-      );
       abortCurrent = () => {
-        exchange.abort();
+        exchange!.abort();
         if (!settled) settle({ kind: 'reset' });
         else release();
       };
       if (retry && retry.perTryTimeoutMs > 0 && !settled) {
         perTry = env.clock.setTimeout(() => {
-          exchange.abort();
+          exchange!.abort();
           settle({ kind: 'timeout' });
         }, retry.perTryTimeoutMs);
       }
@@ -548,6 +588,41 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
 
     attempt();
   }
+}
+
+/** A streamed request body's copy for retries; dropped (undefined) once it outgrows MAX_REPLAY_BODY. */
+interface Replay {
+  chunks: Buffer[] | undefined;
+}
+
+/**
+ * One request upstream over the cluster's protocol: an HTTP/2 stream, or an HTTP/1.1 head written here (a
+ * streamed body of unknown length goes chunked). Throws, before anything is sent, on an invalid method,
+ * path or header.
+ */
+function sendUpstream(
+  cluster: ClusterRuntime,
+  host: UpstreamHost,
+  req: DownstreamRequest,
+  path: string,
+  headers: http.OutgoingHttpHeaders,
+  body: Buffer | undefined,
+  stream: boolean,
+  events: ExchangeEvents,
+): ExchangeHandle {
+  const method = req.method;
+  if (cluster.settings.http2) {
+    const te = req.headers.te;
+    return host.http2().request({ method, path, headers, body, streaming: stream, trailers: te !== undefined && te.includes('trailers') }, events);
+  }
+  const chunked = stream && headers['content-length'] === undefined;
+  const head = buildRequestHead(method, path, headers, chunked);
+  return host.http1().request({ head, body, streaming: stream ? { chunked } : undefined, noResponseBody: method === 'HEAD' }, events);
+}
+
+function headerOf(raw: readonly string[], name: string): string | undefined {
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === name.length && raw[i]!.toLowerCase() === name) return raw[i + 1];
+  return undefined;
 }
 
 /** Streams a request body the router could not buffer, with backpressure from the upstream connection. */
@@ -564,7 +639,13 @@ function pipeBody(req: DownstreamRequest, up: ExchangeHandle): void {
   else req.resume();
 }
 
-function retriable(p: RetryPolicy, o: Outcome, status: number): boolean {
+/** gRPC status codes the retry_on conditions name. */
+const GRPC_CANCELLED = '1';
+const GRPC_DEADLINE_EXCEEDED = '4';
+const GRPC_RESOURCE_EXHAUSTED = '8';
+const GRPC_UNAVAILABLE = '14';
+
+function retriable(p: RetryPolicy, o: Outcome, status: number, grpcStatus: string | undefined): boolean {
   switch (o.kind) {
     case 'connect-failure':
       return p.connectFailure || p.on5xx || p.gatewayError;
@@ -577,6 +658,10 @@ function retriable(p: RetryPolicy, o: Outcome, status: number): boolean {
       if (status >= 500 && p.on5xx) return true;
       if ((status === 502 || status === 503 || status === 504) && p.gatewayError) return true;
       if (status === 409 && p.retriable4xx) return true;
+      if (grpcStatus !== undefined) {
+        if ((grpcStatus === GRPC_UNAVAILABLE && p.unavailable) || (grpcStatus === GRPC_CANCELLED && p.cancelled)) return true;
+        if ((grpcStatus === GRPC_DEADLINE_EXCEEDED && p.deadlineExceeded) || (grpcStatus === GRPC_RESOURCE_EXHAUSTED && p.resourceExhausted)) return true;
+      }
       return p.retriableCodes.has(status);
   }
 }
