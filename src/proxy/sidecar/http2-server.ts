@@ -184,6 +184,10 @@ class Http2Response implements ServerResponse {
  */
 export function serveHttp2(socket: net.Socket, buffered: Buffer, hooks: Http2ServerHooks): http2.ServerHttp2Session {
   if (buffered.length) socket.unshift(buffered);
+  // A server-side TLSSocket made by hand (not by tls.Server) keeps `secureConnecting` after its handshake,
+  // and node:http2 would wait for a 'secureConnect' that only client sockets emit.
+  const tlsSocket = socket as net.Socket & { secureConnecting?: boolean; encrypted?: boolean };
+  if (tlsSocket.encrypted && tlsSocket.secureConnecting) tlsSocket.secureConnecting = false;
   const session = http2.performServerHandshake(socket, { settings: { enablePush: false } });
   let streams = 0;
   session.on('error', (err) => hooks.sessionError(err));

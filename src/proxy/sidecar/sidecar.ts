@@ -110,6 +110,7 @@ export function createSidecar(options: SidecarOptions): SidecarHandle {
       },
       http2: codec === 'AUTO' ? (buffered) => serveH2(socket, info, buffered) : undefined,
     });
+    socket.resume();
   }
 
   function refusal(info: DownstreamInfo | undefined, code: number, flag: string, reason?: string): Parameters<NonNullable<SidecarOptions['accessLog']>>[0] {
@@ -214,7 +215,6 @@ export function createSidecar(options: SidecarOptions): SidecarHandle {
     if (chain.filter.kind === 'http') {
       if (initial.length) socket.unshift(initial);
       serveHttp(socket, info);
-      socket.resume();
     } else {
       proxyTcp(env, socket, chain.filter, info, initial).catch((err: Error) => {
         logger.error('tcp proxy failed', { error: err.message });
