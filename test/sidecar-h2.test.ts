@@ -7,6 +7,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { request as httpRequest } from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
@@ -72,6 +73,8 @@ describe('sidecar HTTP/2 and gRPC', () => {
   let h2App: http2.Http2Server;
   let proxyPort = 0;
   let flakyCalls = 0;
+  let h2AppSessions = 0;
+  const appSessions = new Set<http2.ServerHttp2Session>();
   const seenMetadata: string[] = [];
 
   const client = (authority: string): GreeterClient => new GreeterClient(`127.76.1.1:${proxyPort}`, grpc.credentials.createInsecure(), { 'grpc.default_authority': authority });
@@ -127,9 +130,23 @@ describe('sidecar HTTP/2 and gRPC', () => {
       }),
     );
     h2App = http2.createServer();
+    h2App.on('session', (session) => {
+      h2AppSessions++;
+      appSessions.add(session);
+      session.once('close', () => appSessions.delete(session));
+    });
     h2App.on('stream', (st, h) => {
+      const path = String(h[':path']);
+      if (path === '/trailers') {
+        st.respond({ ':status': 200 }, { waitForTrailers: true });
+        st.once('wantTrailers', () => st.sendTrailers({ 'x-checksum': 'abc' }));
+        st.end('body then trailers');
+        return;
+      }
       st.respond({ ':status': 200, 'x-app-protocol': 'h2' });
-      st.end(`h2app saw ${String(h[':method'])} ${String(h[':path'])} authority=${String(h[':authority'])}`);
+      st.end(`h2app saw ${String(h[':method'])} ${path} authority=${String(h[':authority'])}`);
+      // A server shutting down gracefully: every connection ends with GOAWAY after one stream.
+      if (path === '/bye') st.session!.goaway(http2.constants.NGHTTP2_NO_ERROR);
     });
     await new Promise<void>((r) => h2App.listen(8081, '127.76.2.4', r));
 
@@ -145,6 +162,7 @@ describe('sidecar HTTP/2 and gRPC', () => {
     await Promise.all(sidecars.map((s) => s.close()));
     await Promise.all(backends.map((b) => b.close()));
     grpcServer.forceShutdown();
+    for (const session of appSessions) session.destroy();
     await new Promise((r) => h2App.close(r));
   });
 
@@ -248,6 +266,28 @@ describe('sidecar HTTP/2 and gRPC', () => {
     assert.equal(h1.headers['x-app-protocol'], 'h2');
     assert.equal(h1.body, 'h2app saw GET /x authority=h2app.h2:8081');
     assert.equal(clientLog.records.at(-1)!.protocol, 'HTTP/1.1');
+  });
+
+  test('HTTP/2 trailers reach an HTTP/1.1 client in the last chunk; an app that sends GOAWAY after each stream costs no request', async () => {
+    const got = await new Promise<{ body: string; trailers: NodeJS.Dict<string> }>((resolve, reject) => {
+      const req = httpRequest({ host: '127.76.1.1', port: proxyPort, path: 'http://h2app.h2:8081/trailers', headers: { te: 'trailers' }, agent: false }, (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()));
+        res.on('end', () => resolve({ body, trailers: res.trailers }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    assert.equal(got.body, 'body then trailers');
+    assert.equal(got.trailers['x-checksum'], 'abc');
+
+    const before = h2AppSessions;
+    for (let i = 0; i < 5; i++) {
+      const r = await request({ host: '127.76.1.1', port: proxyPort }, 'http://h2app.h2:8081/bye');
+      assert.equal(r.status, 200, `request ${i}`);
+      assert.equal(r.body, 'h2app saw GET /bye authority=h2app.h2:8081');
+    }
+    assert.ok(h2AppSessions - before >= 4, `the inbound sidecar opened new sessions after GOAWAY (${h2AppSessions - before})`);
   });
 
   test('malformed HTTP/2 (a bad preface, a garbage frame) ends that connection only; the proxy keeps serving', async () => {

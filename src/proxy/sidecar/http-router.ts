@@ -51,7 +51,7 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'tra
 type Outcome =
   | { kind: 'response'; status: number; rawHeaders: string[]; host: UpstreamHost; peerId?: string | undefined; exchange: ExchangeHandle; body: (sink: BodySink) => void; done: () => void; grpcStatus?: string | undefined }
   | { kind: 'connect-failure'; reason: string; transport?: string | undefined }
-  | { kind: 'reset' }
+  | { kind: 'reset'; remote?: boolean }
   | { kind: 'stale' }
   | { kind: 'timeout' };
 
@@ -453,6 +453,7 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
           return localReply(x, res, 503, 'UF', `upstream connect error or disconnect/reset before headers. reset reason: connection failure${o.transport ? `, transport failure reason: ${o.transport}` : ''}`);
         }
         if (o.kind === 'timeout') return localReply(x, res, 504, 'UT', 'upstream request timeout');
+        if (o.kind === 'reset' && o.remote) return localReply(x, res, 503, 'UR', 'upstream connect error or disconnect/reset before headers. reset reason: remote reset');
         return localReply(x, res, 503, 'UC', 'upstream connect error or disconnect/reset before headers. reset reason: connection termination');
       });
     };
@@ -564,7 +565,7 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
           }
           if (!info.connected) settle({ kind: 'connect-failure', reason: err.message, transport: sock?.[TRANSPORT_FAILURE] });
           else if (info.stale) settle({ kind: 'stale' });
-          else settle({ kind: 'reset' });
+          else settle({ kind: 'reset', remote: info.remoteReset === true });
         },
       };
       try {

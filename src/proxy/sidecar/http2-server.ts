@@ -5,12 +5,9 @@
  */
 import http2 from 'node:http2';
 import type net from 'node:net';
-import { appendHeaderLines } from '../upstream/index.js';
+import { H2_CONNECTION_HEADERS as NOT_IN_H2, appendHeaderLines, rawHeaderList } from '../upstream/index.js';
 import type { OutgoingHeaders } from '../upstream/index.js';
 import type { ServerRequest, ServerResponse } from './exchange.js';
-
-/** Connection-specific headers an HTTP/2 response must not carry (RFC 9113 §8.2.2). */
-const NOT_IN_H2 = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te']);
 
 export interface Http2ServerHooks {
   /** One stream; the handler must end or destroy the response. */
@@ -35,15 +32,11 @@ class Http2Request implements ServerRequest {
   ) {
     this.method = String(h[':method'] ?? 'GET');
     this.url = String(h[':path'] ?? '/');
+    const raw = rawHeaderList(h);
     const headers: Record<string, string> = {};
-    const raw: string[] = [];
-    for (const name in h) {
-      if (name.charCodeAt(0) === 58 /* : */) continue;
-      const v = h[name];
-      if (v === undefined) continue;
-      headers[name] = Array.isArray(v) ? v.join(', ') : v;
-      if (Array.isArray(v)) for (const one of v) raw.push(name, one);
-      else raw.push(name, v);
+    for (let i = 0; i < raw.length; i += 2) {
+      const prev = headers[raw[i]!];
+      headers[raw[i]!] = prev === undefined ? raw[i + 1]! : `${prev}, ${raw[i + 1]!}`;
     }
     const authority = h[':authority'] ?? h.host;
     if (authority !== undefined) {

@@ -59,7 +59,7 @@ interface Got {
   headers: string[];
   trailers: string[];
   body: string;
-  error?: { code: string | undefined; connected: boolean; headSeen: boolean };
+  error?: { code: string | undefined; connected: boolean; headSeen: boolean; remoteReset?: boolean };
 }
 
 const GET = (path: string, over: Partial<Http2Request> = {}): Http2Request => ({ method: 'GET', path, headers: { host: 'svc:80' }, streaming: false, trailers: false, ...over });
@@ -82,7 +82,7 @@ function send(p: Http2Pool, req: Http2Request, onHead?: () => void): Promise<Got
       },
       end: () => resolve(got),
       error(err, info) {
-        got.error = { code: err.code, connected: info.connected, headSeen: info.headSeen };
+        got.error = { code: err.code, connected: info.connected, headSeen: info.headSeen, ...(info.remoteReset ? { remoteReset: true } : {}) };
         resolve(got);
       },
     });
@@ -237,6 +237,18 @@ test('an idle session closes after the idle timeout', async () => {
     while (srv.closed() < 1 && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
     assert.equal(srv.closed(), 1);
     assert.equal(p.sessionCount, 0);
+  } finally {
+    p.retire();
+    await srv.close();
+  }
+});
+
+test('a stream the peer resets (RST_STREAM) while the connection stays up is a remote reset', async () => {
+  const srv = await h2Server((st) => st.close(http2.constants.NGHTTP2_INTERNAL_ERROR));
+  const p = pool(srv.port);
+  try {
+    const got = await send(p, GET('/'));
+    assert.deepEqual(got.error, { code: 'ECONNRESET', connected: true, headSeen: false, remoteReset: true });
   } finally {
     p.retire();
     await srv.close();

@@ -15,7 +15,7 @@ import type { ExchangeEvents, ExchangeHandle, OutgoingHeaders, PoolLimits } from
 const MAX_RESENDS = 3;
 const { NGHTTP2_REFUSED_STREAM } = http2.constants;
 /** Connection-specific headers HTTP/2 forbids (RFC 9113 §8.2.2); `te` survives only as `trailers`. */
-const FORBIDDEN = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'host', 'te']);
+export const H2_CONNECTION_HEADERS: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te']);
 
 export interface Http2Request {
   method: string;
@@ -50,7 +50,7 @@ export function h2RequestHeaders(req: Http2Request): http2.OutgoingHttpHeaders {
   };
   for (const name in req.headers) {
     const v = req.headers[name];
-    if (v === undefined || FORBIDDEN.has(name)) continue;
+    if (v === undefined || name === 'host' || H2_CONNECTION_HEADERS.has(name)) continue;
     out[name] = typeof v === 'object' ? [...v] : String(v);
   }
   if (req.trailers) out.te = 'trailers';
@@ -164,10 +164,12 @@ export class Http2Pool {
           stream = undefined;
           return send();
         }
+        // RST_STREAM from the peer (Envoy's UR) as opposed to the connection going away (UC).
+        const remoteReset = st.rstCode !== http2.constants.NGHTTP2_NO_ERROR && !s.session.destroyed;
         const err = Object.assign(new Error(refused ? 'upstream refused the stream' : `upstream stream reset (code ${st.rstCode})`), {
           code: refused ? 'EREFUSED_STREAM' : 'ECONNRESET',
         });
-        events.error(err, { connected: s.connected, headSeen, stale: false });
+        events.error(err, { connected: s.connected, headSeen, stale: false, remoteReset });
       });
       if (!announced) {
         announced = true;
@@ -244,6 +246,9 @@ export class Http2Pool {
     s.draining = true;
     const i = this.sessions.indexOf(s);
     if (i >= 0) this.sessions.splice(i, 1);
-    if (!s.session.closed) s.session.close();
+    // Only called without streams in flight. A session node closed itself on the peer's GOAWAY never lets
+    // go of its socket (the server keeps its side open), so the socket is closed here.
+    if (!s.session.closed) s.session.close(() => s.sock.destroy());
+    else s.sock.destroy();
   }
 }

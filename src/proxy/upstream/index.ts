@@ -9,6 +9,6 @@ export type { SecureContextSource, UpstreamSocket, HostLimits } from './host.js'
 export { hash32 } from './hash.js';
 export { appendHeaderLines, buildRequestHead, chunkSize, joinHead } from './http1.js';
 export type { ExchangeEvents, ExchangeHandle, OutgoingHeaders } from './http1.js';
-export { Http2Pool, rawHeaderList } from './http2.js';
+export { Http2Pool, H2_CONNECTION_HEADERS, rawHeaderList } from './http2.js';
 export type { Http2Request } from './http2.js';
 export type * from './types.js';
