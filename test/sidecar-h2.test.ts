@@ -15,7 +15,8 @@ import { Registry } from 'prom-client';
 import { createSidecar } from '../src/proxy/sidecar/index.js';
 import { createMeshMetrics } from '../src/proxy/telemetry/index.js';
 import type { AccessLogRecord } from '../src/proxy/telemetry/index.js';
-import type { SidecarHandle as Sidecar } from '../src/proxy/sidecar/index.js';
+import type { ProxyXdsState, SidecarHandle as Sidecar } from '../src/proxy/sidecar/index.js';
+import type { Listener } from '../src/xds/index.js';
 import { createTestPki } from './proxy-certs.js';
 import type { TestPki } from './proxy-certs.js';
 import { recorder, request, startBackend, stateFor, svc, virtualService, workload } from './sidecar-mesh.js';
@@ -74,6 +75,8 @@ describe('sidecar HTTP/2 and gRPC', () => {
   let proxyPort = 0;
   let flakyCalls = 0;
   let h2AppSessions = 0;
+  let clientSidecar: Sidecar;
+  let clientState: ProxyXdsState;
   const appSessions = new Set<http2.ServerHttp2Session>();
   const seenMetadata: string[] = [];
 
@@ -82,6 +85,8 @@ describe('sidecar HTTP/2 and gRPC', () => {
   before(async () => {
     pki = await createTestPki();
     const sidecar = async (sa: string, ip: string, appHost: string, opts: { log?: (r: AccessLogRecord) => void; registry?: Registry } = {}): Promise<Sidecar> => {
+      const state = stateFor(resources, { ip, pod: `${sa}-1`, namespace: NS, serviceAccount: sa, labels: { app: sa }, appHost }, { virtualServices });
+      if (sa === 'client') clientState = state;
       const leaf = await pki.issue({ spiffe: id(sa) });
       const s = createSidecar({
         credentials: () => ({ certChainPem: leaf.cert, keyPem: leaf.key, rootsPem: pki.rootPem, spiffeId: id(sa) }),
@@ -89,7 +94,7 @@ describe('sidecar HTTP/2 and gRPC', () => {
         ...(opts.log ? { accessLog: opts.log } : {}),
         ...(opts.registry ? { metrics: createMeshMetrics(opts.registry) } : {}),
       });
-      assert.deepEqual(s.apply(stateFor(resources, { ip, pod: `${sa}-1`, namespace: NS, serviceAccount: sa, labels: { app: sa }, appHost }, { virtualServices })).problems, []);
+      assert.deepEqual(s.apply(state).problems, []);
       sidecars.push(s);
       return s;
     };
@@ -150,7 +155,8 @@ describe('sidecar HTTP/2 and gRPC', () => {
     });
     await new Promise<void>((r) => h2App.listen(8081, '127.76.2.4', r));
 
-    const c = await sidecar('client', '127.76.1.1', '127.76.2.1', { log: clientLog.log, registry: clientRegistry });
+    clientSidecar = await sidecar('client', '127.76.1.1', '127.76.2.1', { log: clientLog.log, registry: clientRegistry });
+    const c = clientSidecar;
     await sidecar('greeter', '127.76.1.2', '127.76.2.2', { log: serverLog.log });
     await sidecar('web', '127.76.1.3', '127.76.2.3');
     await sidecar('h2app', '127.76.1.4', '127.76.2.4');
@@ -307,6 +313,33 @@ describe('sidecar HTTP/2 and gRPC', () => {
     assert.equal(r.headers[':status'], 200);
     const h1 = await request({ host: '127.76.1.1', port: proxyPort }, 'http://web.h2:8080/after');
     assert.equal(h1.status, 200);
+  });
+
+  test('the HCM codec_type is honoured: HTTP2 serves only HTTP/2, HTTP1 refuses the preface', async () => {
+    const name = '127.76.1.1_15001';
+    const withCodec = (codec: string): ProxyXdsState => {
+      const l = structuredClone(clientState.listeners.get(name)) as Listener & { filter_chains: Array<{ filters: Array<{ typed_config: Record<string, unknown> }> }> };
+      l.filter_chains[0]!.filters[0]!.typed_config.codec_type = codec;
+      return { ...clientState, listeners: new Map([...clientState.listeners, [name, l as Listener]]) };
+    };
+    try {
+      assert.deepEqual(clientSidecar.apply(withCodec('HTTP2')).problems, []);
+      assert.equal((await h2Request({ ':method': 'GET', ':path': '/h2-only', ':authority': 'web.h2:8080' })).headers[':status'], 200);
+      const h1 = await request({ host: '127.76.1.1', port: proxyPort }, 'http://web.h2:8080/').then(
+        (r) => `answered ${r.status}`,
+        () => 'refused',
+      );
+      assert.equal(h1, 'refused');
+      assert.deepEqual(clientSidecar.apply(withCodec('HTTP1')).problems, []);
+      const h2 = await h2Request({ ':method': 'GET', ':path': '/', ':authority': 'web.h2:8080' }).then(
+        () => 'answered',
+        () => 'refused',
+      );
+      assert.equal(h2, 'refused');
+      assert.equal((await request({ host: '127.76.1.1', port: proxyPort }, 'http://web.h2:8080/h1-only')).status, 200);
+    } finally {
+      clientSidecar.apply(clientState);
+    }
   });
 
   /** One request over a fresh prior-knowledge h2c connection to the client sidecar. */
