@@ -43,7 +43,7 @@ async function h2Server(
   };
 }
 
-function pool(port: number, limits: Partial<{ maxConnections: number; idleTimeoutMs: number }> = {}): Http2Pool {
+function pool(port: number, limits: Partial<{ maxConnections: number; idleTimeoutMs: number; maxRequestsPerConnection: number }> = {}): Http2Pool {
   return new Http2Pool(
     () => {
       const s: UpstreamSocket = net.connect({ port, host: '127.0.0.1', noDelay: true });
@@ -249,6 +249,21 @@ test('a stream the peer resets (RST_STREAM) while the connection stays up is a r
   try {
     const got = await send(p, GET('/'));
     assert.deepEqual(got.error, { code: 'ECONNRESET', connected: true, headSeen: false, remoteReset: true });
+  } finally {
+    p.retire();
+    await srv.close();
+  }
+});
+
+test('max_requests_per_connection: a session that carried its share is replaced and closed', async () => {
+  const srv = await h2Server((st) => st.respond({ ':status': 204 }, { endStream: true }));
+  const p = pool(srv.port, { maxRequestsPerConnection: 2 });
+  try {
+    for (let i = 0; i < 5; i++) assert.equal((await send(p, GET(`/${i}`))).status, 204);
+    assert.equal(srv.sessions(), 3);
+    const end = Date.now() + 2000;
+    while (srv.closed() < 2 && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(srv.closed(), 2);
   } finally {
     p.retire();
     await srv.close();

@@ -35,6 +35,8 @@ interface Session {
   session: http2.ClientHttp2Session;
   sock: UpstreamSocket;
   active: number;
+  /** Streams ever sent, for max_requests_per_connection. */
+  streams: number;
   /** No new streams: GOAWAY received, errored, or closing. */
   draining: boolean;
   connected: boolean;
@@ -137,6 +139,9 @@ export class Http2Pool {
       }
       stream = st;
       s.active++;
+      // max_requests_per_connection: a session that carried its share takes no more and closes when idle.
+      const max = this.limits.maxRequestsPerConnection;
+      if (max > 0 && ++s.streams >= max) s.draining = true;
       s.session.setTimeout(0);
       if (!req.streaming && req.body?.length) st.end(req.body);
       else if (req.streaming && finished) st.end();
@@ -208,7 +213,7 @@ export class Http2Pool {
   private open(): Session {
     const sock = this.connect();
     const session = http2.connect('http://upstream', { createConnection: () => sock, settings: { enablePush: false } });
-    const s: Session = { session, sock, active: 0, draining: false, connected: false };
+    const s: Session = { session, sock, active: 0, streams: 0, draining: false, connected: false };
     this.sessions.push(s);
     const markConnected = (): void => {
       s.connected = sock[CONNECTED] === true;
