@@ -100,10 +100,16 @@ class Http2Response implements ServerResponse {
   }
 
   write(chunk: Buffer): boolean {
-    if (this.writableEnded || this.closed) return false;
-    this.flushHead();
-    if (this.noBody || chunk.length === 0) return true;
-    return this.stream.write(chunk);
+    if (this.writableEnded || this.closed || this.stream.destroyed) return false;
+    try {
+      this.flushHead();
+      if (this.noBody || chunk.length === 0) return true;
+      return this.stream.write(chunk);
+    } catch {
+      // The client reset the stream in between: this runs inside upstream callbacks, which must not throw.
+      this.destroy();
+      return false;
+    }
   }
 
   end(chunk?: Buffer | string, trailers?: OutgoingHeaders): void {

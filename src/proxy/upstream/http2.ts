@@ -146,16 +146,37 @@ export class Http2Pool {
       if (!req.streaming && req.body?.length) st.end(req.body);
       else if (req.streaming && finished) st.end();
       st.on('error', () => {});
-      st.on('response', (h) => {
-        const status = Number(h[':status']);
-        if (status < 200) return;
-        headSeen = true;
-        events.head(status, rawHeaderList(h));
-      });
-      st.on('data', (chunk: Buffer) => {
-        if (events.data(chunk, false) === false) st.pause();
-      });
-      st.on('trailers', (h) => events.trailers?.(rawHeaderList(h)));
+      let localReset = false;
+      // As in the HTTP/1.1 pool, a throwing callback fails this exchange, never the process.
+      const guard =
+        <A extends unknown[]>(fn: (...args: A) => void) =>
+        (...args: A): void => {
+          try {
+            fn(...args);
+          } catch {
+            localReset = true;
+            st.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+          }
+        };
+      st.on(
+        'response',
+        guard((h: http2.IncomingHttpHeaders) => {
+          const status = Number(h[':status']);
+          if (status < 200) return;
+          headSeen = true;
+          events.head(status, rawHeaderList(h));
+        }),
+      );
+      st.on(
+        'data',
+        guard((chunk: Buffer) => {
+          if (events.data(chunk, false) === false) st.pause();
+        }),
+      );
+      st.on(
+        'trailers',
+        guard((h: http2.IncomingHttpHeaders) => events.trailers?.(rawHeaderList(h))),
+      );
       st.on('end', () => (ended = true));
       st.once('close', () => {
         s.active--;
@@ -170,7 +191,7 @@ export class Http2Pool {
           return send();
         }
         // RST_STREAM from the peer (Envoy's UR) as opposed to the connection going away (UC).
-        const remoteReset = st.rstCode !== http2.constants.NGHTTP2_NO_ERROR && !s.session.destroyed;
+        const remoteReset = !localReset && st.rstCode !== http2.constants.NGHTTP2_NO_ERROR && !s.session.destroyed;
         const err = Object.assign(new Error(refused ? 'upstream refused the stream' : `upstream stream reset (code ${st.rstCode})`), {
           code: refused ? 'EREFUSED_STREAM' : 'ECONNRESET',
         });
