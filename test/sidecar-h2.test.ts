@@ -59,6 +59,7 @@ const GREETER = {
   fail: method('/test.Greeter/Fail', false),
   slow: method('/test.Greeter/Slow', false),
   flaky: method('/test.Greeter/Flaky', false),
+  forever: method('/test.Greeter/Forever', true),
 };
 type GreeterClient = grpc.Client & Record<keyof typeof GREETER, (...args: unknown[]) => unknown>;
 const GreeterClient = grpc.makeGenericClientConstructor(GREETER, 'Greeter') as unknown as new (address: string, creds: grpc.ChannelCredentials, options?: grpc.ChannelOptions) => GreeterClient;
@@ -74,6 +75,7 @@ describe('sidecar HTTP/2 and gRPC', () => {
   let h2App: http2.Http2Server;
   let proxyPort = 0;
   let flakyCalls = 0;
+  let cancelledOnServer = 0;
   let h2AppSessions = 0;
   let clientSidecar: Sidecar;
   let clientState: ProxyXdsState;
@@ -119,6 +121,13 @@ describe('sidecar HTTP/2 and gRPC', () => {
       },
       slow(_call: unknown, cb: grpc.sendUnaryData<Buffer>) {
         setTimeout(() => cb(null, Buffer.from('late')), 2000).unref();
+      },
+      forever(call: grpc.ServerWritableStream<Buffer, Buffer>) {
+        const timer = setInterval(() => call.write(Buffer.from('tick')), 10);
+        call.on('cancelled', () => {
+          clearInterval(timer);
+          cancelledOnServer++;
+        });
       },
       flaky(_call: unknown, cb: grpc.sendUnaryData<Buffer>) {
         if (++flakyCalls % 2 === 1) return cb({ code: grpc.status.UNAVAILABLE, details: 'try again' });
@@ -220,6 +229,27 @@ describe('sidecar HTTP/2 and gRPC', () => {
       const err = await new Promise<grpc.ServiceError>((resolve) => c.fail(Buffer.from('x'), (e: grpc.ServiceError) => resolve(e)));
       assert.equal(err.code, grpc.status.NOT_FOUND);
       assert.equal(err.details, 'no such greeting');
+    } finally {
+      c.close();
+    }
+  });
+
+  test('a client cancelling a stream mid-response: the cancel reaches the app through both sidecars, logged DC', async () => {
+    const c = client('greeter.h2:9000');
+    try {
+      const before = clientLog.records.length;
+      await new Promise<void>((resolve) => {
+        const call = c.forever(Buffer.from('x')) as grpc.ClientReadableStream<Buffer>;
+        let n = 0;
+        call.on('data', () => {
+          if (++n === 3) call.cancel();
+        });
+        call.on('error', () => resolve());
+      });
+      await waitFor(() => cancelledOnServer === 1 && clientLog.records.length > before);
+      assert.match(clientLog.records.at(-1)!.response_flags, /DC/);
+      const after = await new Promise<Buffer>((resolve, reject) => c.sayHello(Buffer.from('again'), (e: Error | null, r: Buffer) => (e ? reject(e) : resolve(r))));
+      assert.equal(after.toString(), 'hello again');
     } finally {
       c.close();
     }
