@@ -19,7 +19,7 @@ import type { ProxyXdsState, SidecarHandle as Sidecar } from '../src/proxy/sidec
 import type { Listener } from '../src/xds/index.js';
 import { createTestPki } from './proxy-certs.js';
 import type { TestPki } from './proxy-certs.js';
-import { recorder, request, startBackend, stateFor, svc, virtualService, workload } from './sidecar-mesh.js';
+import { destinationRule, recorder, request, startBackend, stateFor, svc, virtualService, workload } from './sidecar-mesh.js';
 import type { Backend } from './sidecar-mesh.js';
 
 const NS = 'h2';
@@ -42,6 +42,9 @@ const virtualServices = [
     http: [{ timeout: '400ms', retries: { attempts: 2, retryOn: 'unavailable' }, route: [{ destination: { host: 'greeter' } }] }],
   }),
 ];
+
+// HTTP/1.1 app, HTTP/2 between the sidecars (Istio's h2UpgradePolicy).
+const destinationRules = [destinationRule(NS, 'web', { host: 'web', trafficPolicy: { connectionPool: { http: { h2UpgradePolicy: 'UPGRADE' } } } })];
 
 const bytes = (b: Buffer): Buffer => b;
 const method = (path: string, responseStream: boolean) => ({
@@ -70,6 +73,7 @@ describe('sidecar HTTP/2 and gRPC', () => {
   const backends: Backend[] = [];
   const clientLog = recorder();
   const serverLog = recorder();
+  const webLog = recorder();
   const clientRegistry = new Registry();
   let grpcServer: grpc.Server;
   let h2App: http2.Http2Server;
@@ -87,7 +91,7 @@ describe('sidecar HTTP/2 and gRPC', () => {
   before(async () => {
     pki = await createTestPki();
     const sidecar = async (sa: string, ip: string, appHost: string, opts: { log?: (r: AccessLogRecord) => void; registry?: Registry } = {}): Promise<Sidecar> => {
-      const state = stateFor(resources, { ip, pod: `${sa}-1`, namespace: NS, serviceAccount: sa, labels: { app: sa }, appHost }, { virtualServices });
+      const state = stateFor(resources, { ip, pod: `${sa}-1`, namespace: NS, serviceAccount: sa, labels: { app: sa }, appHost }, { virtualServices, destinationRules });
       if (sa === 'client') clientState = state;
       const leaf = await pki.issue({ spiffe: id(sa) });
       const s = createSidecar({
@@ -167,7 +171,7 @@ describe('sidecar HTTP/2 and gRPC', () => {
     clientSidecar = await sidecar('client', '127.76.1.1', '127.76.2.1', { log: clientLog.log, registry: clientRegistry });
     const c = clientSidecar;
     await sidecar('greeter', '127.76.1.2', '127.76.2.2', { log: serverLog.log });
-    await sidecar('web', '127.76.1.3', '127.76.2.3');
+    await sidecar('web', '127.76.1.3', '127.76.2.3', { log: webLog.log });
     await sidecar('h2app', '127.76.1.4', '127.76.2.4');
     for (const s of sidecars) await s.listening();
     proxyPort = (await c.listening()).get('127.76.1.1_15001')!.port;
@@ -296,6 +300,15 @@ describe('sidecar HTTP/2 and gRPC', () => {
     assert.equal(r.headers['x-app-version'], '1.1');
     assert.equal(r.body, 'web saw GET /page?q=1 host=web.h2:8080');
     assert.equal(clientLog.records.at(-1)!.protocol, 'HTTP/2');
+
+    // h2UpgradePolicy: UPGRADE: an HTTP/1.1 client and app, HTTP/2 between the sidecars.
+    const up = await request({ host: '127.76.1.1', port: proxyPort }, 'http://web.h2:8080/upgraded', { method: 'POST', body: 'payload' });
+    assert.equal(up.status, 200);
+    assert.equal(up.headers['x-app-version'], '1.1');
+    assert.equal(up.body, 'web saw POST /upgraded host=web.h2:8080');
+    await waitFor(() => webLog.records.some((rec) => rec.path === '/upgraded'));
+    assert.equal(webLog.records.find((rec) => rec.path === '/upgraded')!.protocol, 'HTTP/2');
+    assert.equal(webLog.records.find((rec) => rec.path === '/upgraded')!.bytes_received, 7);
 
     const h1 = await request({ host: '127.76.1.1', port: proxyPort }, 'http://h2app.h2:8081/x');
     assert.equal(h1.status, 200);

@@ -53,8 +53,10 @@ export function buildOutboundCluster(input: OutboundClusterInput): Cluster {
   cluster.circuit_breakers = { thresholds: [circuitBreakers(policy)] };
   const http = policy.connectionPool?.http;
   const isHttp = port.protocol === 'HTTP' || port.protocol === 'HTTP2' || port.protocol === 'GRPC';
-  if (isHttp && (http?.maxRequestsPerConnection || http?.idleTimeout || port.protocol !== 'HTTP')) {
-    cluster.typed_extension_protocol_options = httpProtocolOptions(port.protocol !== 'HTTP', {
+  // gRPC/HTTP2 ports always, HTTP ports when the DestinationRule asks for h2UpgradePolicy: UPGRADE.
+  const h2 = port.protocol === 'HTTP2' || port.protocol === 'GRPC' || (port.protocol === 'HTTP' && http?.h2UpgradePolicy === 'UPGRADE');
+  if (isHttp && (http?.maxRequestsPerConnection || http?.idleTimeout || h2)) {
+    cluster.typed_extension_protocol_options = httpProtocolOptions(h2, {
       ...(http?.maxRequestsPerConnection ? { max_requests_per_connection: { value: http.maxRequestsPerConnection } } : {}),
       ...(http?.idleTimeout ? { idle_timeout: protoDuration(http.idleTimeout) } : {}),
     });
@@ -78,7 +80,7 @@ export function buildOutboundCluster(input: OutboundClusterInput): Cluster {
   }
 
   if (!input.plaintext && policy.tls?.mode !== 'DISABLE') {
-    const alpn = port.protocol === 'HTTP' ? ALPN_HTTP11 : isHttp ? ALPN_H2 : ISTIO_ALPN;
+    const alpn = h2 ? ALPN_H2 : port.protocol === 'HTTP' ? ALPN_HTTP11 : ISTIO_ALPN;
     cluster.transport_socket_matches = [
       { name: 'tlsMode-istio', match: resourceStruct({ tlsMode: 'istio' }), transport_socket: istioUpstreamTls(outboundSni(port.port, subset, service.hostname), alpn, input.identities) },
       { name: 'tlsMode-disabled', match: resourceStruct({}), transport_socket: rawBuffer() },

@@ -167,8 +167,24 @@ test('generate: grpc/http2 ports get HTTP/2 upstream (h2 ALPN to the peer sideca
   }
   const inbound = r.clusters.get('inbound|9000||') as any;
   assert.deepEqual(inbound.typed_extension_protocol_options[H2].explicit_http_config, { http2_protocol_options: {} });
-  // An HTTP/1.1 service keeps Istio's HTTP/1.1 ALPN and no protocol options.
+  // An HTTP/1.1 service keeps Istio's HTTP/1.1 ALPN and no protocol options…
   const plain = generateForProxy({ view, config, mesh, proxy: sleepProxy, vipOf });
-  assert.equal((plain.clusters.get('outbound|8000||httpbin.default.svc.cluster.local') as any).typed_extension_protocol_options, undefined);
+  const httpbin = 'outbound|8000||httpbin.default.svc.cluster.local';
+  assert.equal((plain.clusters.get(httpbin) as any).typed_extension_protocol_options, undefined);
   assert.equal((plain.clusters.get('inbound|80||') as any).typed_extension_protocol_options, undefined);
+  // …unless its DestinationRule asks for h2UpgradePolicy: UPGRADE (HTTP/2 between the sidecars only).
+  const upgrade = {
+    ...config,
+    destinationRules: [
+      {
+        apiVersion: 'networking.istio.io/v1',
+        kind: 'DestinationRule',
+        metadata: { name: 'httpbin', namespace: 'default' },
+        spec: { host: 'httpbin', trafficPolicy: { connectionPool: { http: { h2UpgradePolicy: 'UPGRADE' as const } } } },
+      },
+    ],
+  };
+  const upgraded = generateForProxy({ view, config: upgrade, mesh, proxy: sleepProxy, vipOf }).clusters.get(httpbin) as any;
+  assert.deepEqual(upgraded.typed_extension_protocol_options[H2].explicit_http_config, { http2_protocol_options: {} });
+  assert.deepEqual(upgraded.transport_socket_matches[0].transport_socket.typed_config.common_tls_context.alpn_protocols, ['istio-peer-exchange', 'istio', 'h2']);
 });
