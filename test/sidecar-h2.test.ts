@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
+import tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { Registry } from 'prom-client';
 import { createSidecar } from '../src/proxy/sidecar/index.js';
@@ -382,6 +383,44 @@ describe('sidecar HTTP/2 and gRPC', () => {
       assert.equal((await request({ host: '127.76.1.1', port: proxyPort }, 'http://web.h2:8080/h1-only')).status, 200);
     } finally {
       clientSidecar.apply(clientState);
+    }
+  });
+
+  test('inbound mTLS with a non-h2 ALPN (istio-peer-exchange) still serves HTTP/2 by its preface', async () => {
+    const leaf = await pki.issue({ spiffe: id('client') });
+    const logged = serverLog.records.length;
+    const session = http2.connect('http://greeter', {
+      createConnection: () =>
+        tls.connect({
+          host: '127.76.1.2',
+          port: 9000,
+          cert: leaf.cert,
+          key: leaf.key,
+          ca: pki.rootPem,
+          servername: 'outbound_.9000_._.greeter.h2.svc.cluster.local',
+          ALPNProtocols: ['istio-peer-exchange'],
+          checkServerIdentity: () => undefined,
+        }),
+    });
+    try {
+      const res = await new Promise<{ alpn: string | false | null; headers: http2.IncomingHttpHeaders }>((resolve, reject) => {
+        session.on('error', reject);
+        const st = session.request({ ':method': 'POST', ':path': '/test.Greeter/SayHello', 'content-type': 'application/grpc', te: 'trailers' });
+        st.on('response', (h) => resolve({ alpn: (session.socket as tls.TLSSocket).alpnProtocol, headers: h }));
+        st.on('error', reject);
+        // One gRPC message: not compressed, 2 bytes long.
+        st.end(Buffer.from([0, 0, 0, 0, 2, 0x68, 0x69]));
+      });
+      assert.equal(res.alpn, 'istio-peer-exchange');
+      assert.equal(res.headers[':status'], 200);
+      assert.match(String(res.headers['content-type']), /^application\/grpc/);
+      await waitFor(() => serverLog.records.length > logged);
+      const rec = serverLog.records.at(-1)!;
+      assert.equal(rec.protocol, 'HTTP/2');
+      assert.equal(rec.path, '/test.Greeter/SayHello');
+      assert.equal(rec.requested_server_name, 'outbound_.9000_._.greeter.h2.svc.cluster.local');
+    } finally {
+      session.destroy();
     }
   });
 
