@@ -21,7 +21,8 @@ import { resourceStruct } from './struct.js';
 export const PASSTHROUGH_CLUSTER = 'PassthroughCluster';
 export const BLACKHOLE_CLUSTER = 'BlackHoleCluster';
 const ALPN_HTTP11 = ['istio-http/1.1', ...ISTIO_ALPN];
-const ALPN_H2 = ['istio-h2', ...ISTIO_ALPN];
+/** Istio's ALPNInMeshH2WithMxc: the peer sidecar's inbound picks `h2` and speaks HTTP/2 at once. */
+const ALPN_H2 = [...ISTIO_ALPN, 'h2'];
 
 export interface OutboundClusterInput {
   service: MeshService;
@@ -52,16 +53,13 @@ export function buildOutboundCluster(input: OutboundClusterInput): Cluster {
   cluster.circuit_breakers = { thresholds: [circuitBreakers(policy)] };
   const http = policy.connectionPool?.http;
   const isHttp = port.protocol === 'HTTP' || port.protocol === 'HTTP2' || port.protocol === 'GRPC';
-  if (isHttp && (http?.maxRequestsPerConnection || http?.idleTimeout || port.protocol !== 'HTTP')) {
-    cluster.typed_extension_protocol_options = {
-      'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': typed(EXTENSION_TYPE_URLS.httpProtocolOptions, {
-        common_http_protocol_options: {
-          ...(http?.maxRequestsPerConnection ? { max_requests_per_connection: { value: http.maxRequestsPerConnection } } : {}),
-          ...(http?.idleTimeout ? { idle_timeout: protoDuration(http.idleTimeout) } : {}),
-        },
-        explicit_http_config: port.protocol === 'HTTP' ? { http_protocol_options: {} } : { http2_protocol_options: {} },
-      }),
-    };
+  // gRPC/HTTP2 ports always, HTTP ports when the DestinationRule asks for h2UpgradePolicy: UPGRADE.
+  const h2 = port.protocol === 'HTTP2' || port.protocol === 'GRPC' || (port.protocol === 'HTTP' && http?.h2UpgradePolicy === 'UPGRADE');
+  if (isHttp && (http?.maxRequestsPerConnection || http?.idleTimeout || h2)) {
+    cluster.typed_extension_protocol_options = httpProtocolOptions(h2, {
+      ...(http?.maxRequestsPerConnection ? { max_requests_per_connection: { value: http.maxRequestsPerConnection } } : {}),
+      ...(http?.idleTimeout ? { idle_timeout: protoDuration(http.idleTimeout) } : {}),
+    });
   }
   const od = policy.outlierDetection;
   if (od) {
@@ -82,7 +80,7 @@ export function buildOutboundCluster(input: OutboundClusterInput): Cluster {
   }
 
   if (!input.plaintext && policy.tls?.mode !== 'DISABLE') {
-    const alpn = port.protocol === 'HTTP' ? ALPN_HTTP11 : isHttp ? ALPN_H2 : ISTIO_ALPN;
+    const alpn = h2 ? ALPN_H2 : port.protocol === 'HTTP' ? ALPN_HTTP11 : ISTIO_ALPN;
     cluster.transport_socket_matches = [
       { name: 'tlsMode-istio', match: resourceStruct({ tlsMode: 'istio' }), transport_socket: istioUpstreamTls(outboundSni(port.port, subset, service.hostname), alpn, input.identities) },
       { name: 'tlsMode-disabled', match: resourceStruct({}), transport_socket: rawBuffer() },
@@ -122,8 +120,22 @@ function rawBuffer(): TransportSocket {
   return { name: 'envoy.transport_sockets.raw_buffer', typed_config: typed(EXTENSION_TYPE_URLS.rawBuffer) };
 }
 
-/** `inbound|port||`: delivers accepted traffic to the app on `appHost:port`, with no circuit-breaker limits (as Istio). */
-export function buildInboundCluster(port: number, appHost: string): Cluster {
+/** Envoy's HttpProtocolOptions with an explicit codec: HTTP/2 (prior knowledge on plaintext) or HTTP/1.1. */
+function httpProtocolOptions(http2: boolean, common: Record<string, unknown>): Cluster['typed_extension_protocol_options'] {
+  return {
+    'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': typed(EXTENSION_TYPE_URLS.httpProtocolOptions, {
+      common_http_protocol_options: common,
+      explicit_http_config: http2 ? { http2_protocol_options: {} } : { http_protocol_options: {} },
+    }),
+  };
+}
+
+/**
+ * `inbound|port||`: delivers accepted traffic to the app on `appHost:port`, with no circuit-breaker limits
+ * (as Istio); gRPC and HTTP/2 ports get HTTP/2 with prior knowledge (h2c), as Istio's inbound clusters for
+ * those protocols.
+ */
+export function buildInboundCluster(port: number, appHost: string, protocol: ServicePort['protocol'] = 'HTTP'): Cluster {
   return {
     name: inboundClusterName(port),
     type: 'STATIC',
@@ -134,6 +146,7 @@ export function buildInboundCluster(port: number, appHost: string): Cluster {
       cluster_name: inboundClusterName(port),
       endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: appHost, port_value: port } } } }] }],
     },
+    ...(protocol === 'GRPC' || protocol === 'HTTP2' ? { typed_extension_protocol_options: httpProtocolOptions(true, {}) } : {}),
   };
 }
 

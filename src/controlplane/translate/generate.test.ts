@@ -167,3 +167,47 @@ test('generate: every sidecar HTTP connection manager lets WebSocket upgrades th
     for (const { listener, hcm } of hcms) assert.deepEqual(hcm.upgrade_configs, [{ upgrade_type: 'websocket' }], `${interception} ${listener}`);
   }
 });
+
+test('generate: grpc/http2 ports get HTTP/2 upstream (h2 ALPN to the peer sidecar, h2c to the app), http ports stay HTTP/1.1', () => {
+  const reg = buildClusterRegistry({ clusterId: 'c1', network: 'n1', locality: 'r/z' }, [
+    svc('default', 'greeter', 9000, 9000, 'grpc'),
+    we('default', 'greeter-1', '10.3.0.2', { app: 'greeter' }, 'greeter'),
+    { ...svc('default', 'web', 8080, 8080, 'web'), spec: { selector: { app: 'web' }, ports: [{ name: 'web', port: 8080, targetPort: 8080, appProtocol: 'http2' }] } },
+    we('default', 'web-1', '10.3.0.3', { app: 'web' }, 'web'),
+  ]);
+  const v = aggregate([reg], { localCluster: 'c1' });
+  const proxy = proxyInfoFromNode({
+    id: 'sidecar~10.3.0.2~greeter-1.default~default.svc.cluster.local',
+    metadata: { CLUSTER_ID: 'c1', NETWORK: 'n1', NAMESPACE: 'default', LABELS: { app: 'greeter' }, SERVICE_ACCOUNT: 'greeter' },
+  });
+  const r = generateForProxy({ view: v, config: { virtualServices: [], destinationRules: [], gateways: [] }, mesh, proxy, vipOf: () => undefined });
+  assertEncodes(r);
+  const H2 = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
+  for (const name of ['outbound|9000||greeter.default.svc.cluster.local', 'outbound|8080||web.default.svc.cluster.local']) {
+    const c = r.clusters.get(name) as any;
+    assert.deepEqual(c.typed_extension_protocol_options[H2].explicit_http_config, { http2_protocol_options: {} }, name);
+    assert.deepEqual(c.transport_socket_matches[0].transport_socket.typed_config.common_tls_context.alpn_protocols, ['istio-peer-exchange', 'istio', 'h2'], name);
+  }
+  const inbound = r.clusters.get('inbound|9000||') as any;
+  assert.deepEqual(inbound.typed_extension_protocol_options[H2].explicit_http_config, { http2_protocol_options: {} });
+  // An HTTP/1.1 service keeps Istio's HTTP/1.1 ALPN and no protocol options…
+  const plain = generateForProxy({ view, config, mesh, proxy: sleepProxy, vipOf });
+  const httpbin = 'outbound|8000||httpbin.default.svc.cluster.local';
+  assert.equal((plain.clusters.get(httpbin) as any).typed_extension_protocol_options, undefined);
+  assert.equal((plain.clusters.get('inbound|80||') as any).typed_extension_protocol_options, undefined);
+  // …unless its DestinationRule asks for h2UpgradePolicy: UPGRADE (HTTP/2 between the sidecars only).
+  const upgrade = {
+    ...config,
+    destinationRules: [
+      {
+        apiVersion: 'networking.istio.io/v1',
+        kind: 'DestinationRule',
+        metadata: { name: 'httpbin', namespace: 'default' },
+        spec: { host: 'httpbin', trafficPolicy: { connectionPool: { http: { h2UpgradePolicy: 'UPGRADE' as const } } } },
+      },
+    ],
+  };
+  const upgraded = generateForProxy({ view, config: upgrade, mesh, proxy: sleepProxy, vipOf }).clusters.get(httpbin) as any;
+  assert.deepEqual(upgraded.typed_extension_protocol_options[H2].explicit_http_config, { http2_protocol_options: {} });
+  assert.deepEqual(upgraded.transport_socket_matches[0].transport_socket.typed_config.common_tls_context.alpn_protocols, ['istio-peer-exchange', 'istio', 'h2']);
+});

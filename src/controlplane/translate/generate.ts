@@ -209,7 +209,7 @@ function generateSidecar(input: GenerateInput, index: ConfigIndex, perService: S
 
   for (const c of buildPassthroughClusters()) out.clusters.set(c.name, c);
   const inbound = inboundPorts(input);
-  for (const p of inbound) out.clusters.set(`inbound|${p.port}||`, buildInboundCluster(p.port, proxy.appHost));
+  for (const p of inbound) out.clusters.set(`inbound|${p.port}||`, buildInboundCluster(p.port, proxy.appHost, p.protocol));
 
   const outbound: OutboundPort[] = [];
   for (const [port, { protocol, services: list }] of [...byPort].sort((a, b) => a[0] - b[0])) {

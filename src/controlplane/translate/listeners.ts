@@ -163,7 +163,9 @@ function inboundChain(p: InboundPort, matchPort: boolean): NonNullable<Listener[
   return {
     name: `inbound_${p.port}`,
     filter_chain_match: { ...(matchPort ? { destination_port: { value: p.port } } : {}), transport_protocol: 'tls' },
-    transport_socket: meshDownstreamTls(http ? ['istio-http/1.1', 'istio-h2', 'istio-peer-exchange', 'istio', 'h2', 'http/1.1'] : ['istio-peer-exchange', 'istio']),
+    // Server preference order: a caller offering h2 (an HTTP/2 outbound cluster) gets it ahead of the
+    // peer-exchange protocols, so the codec is known from the handshake.
+    transport_socket: meshDownstreamTls(http ? ['istio-http/1.1', 'istio-h2', 'h2', 'istio-peer-exchange', 'istio', 'http/1.1'] : ['istio-peer-exchange', 'istio']),
     filters: [http ? inboundHcm(p.port) : tcpProxyFilter(inboundClusterName(p.port))],
   };
 }

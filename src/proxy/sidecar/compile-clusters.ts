@@ -51,7 +51,11 @@ export function compileCluster(c: Obj, problems: Problems): ClusterSettings {
   if (!LB_POLICIES.has(lbPolicy)) problems.add('lb_policy', `unsupported load balancer ${lbPolicy}`);
 
   const thresholds: Obj = (c.circuit_breakers?.thresholds ?? []).find((t: Obj) => !t.priority || t.priority === 'DEFAULT') ?? {};
-  const httpOptions: Obj = c.typed_extension_protocol_options?.[HTTP_OPTIONS]?.common_http_protocol_options ?? {};
+  const protocolOptions: Obj = c.typed_extension_protocol_options?.[HTTP_OPTIONS] ?? {};
+  const httpOptions: Obj = protocolOptions.common_http_protocol_options ?? {};
+  if (protocolOptions.use_downstream_protocol_config || protocolOptions.auto_config) {
+    problems.add(`typed_extension_protocol_options.${HTTP_OPTIONS}`, 'only explicit_http_config is supported');
+  }
 
   const od: Obj | undefined = c.outlier_detection;
   let outlier: OutlierSettings | undefined;
@@ -82,6 +86,7 @@ export function compileCluster(c: Obj, problems: Problems): ClusterSettings {
     maxRetries: wrapped(thresholds.max_retries, 3),
     maxRequestsPerConnection: wrapped(httpOptions.max_requests_per_connection, 0),
     idleTimeoutMs: durationMs(httpOptions.idle_timeout, 3_600_000),
+    http2: protocolOptions.explicit_http_config?.http2_protocol_options !== undefined,
     outlier,
     panicThreshold: wrapped(c.common_lb_config?.healthy_panic_threshold, 50),
     ringSize: Math.max(1, Math.min(8_388_608, Number(c.ring_hash_lb_config?.minimum_ring_size?.value ?? c.ring_hash_lb_config?.minimum_ring_size ?? 1024))),

@@ -29,6 +29,8 @@ export interface HttpChainFilter {
   upgrades: ReadonlyMap<string, boolean>;
   /** stream_idle_timeout (Envoy's default 5 min; 0 = none); here it bounds idle upgrade tunnels. */
   streamIdleTimeoutMs: number;
+  /** codec_type: AUTO picks HTTP/2 by ALPN (`h2`, `istio-h2`) or the connection preface, else HTTP/1.1. */
+  codec: 'AUTO' | 'HTTP1' | 'HTTP2';
 }
 
 export interface TcpChainFilter {
@@ -145,7 +147,8 @@ function compileHcm(h: Obj, problems: Problems, path: string): HttpChainFilter {
   for (const [i, f] of ((h.http_filters ?? []) as Obj[]).entries()) {
     if (!KNOWN_HTTP_FILTERS.has(f.name)) problems.add(`${path}.http_filters[${i}].name`, `unsupported HTTP filter ${f.name}`);
   }
-  if (h.codec_type === 'HTTP2') problems.add(`${path}.codec_type`, 'HTTP/2 downstream is not supported yet');
+  const codec = String(h.codec_type ?? 'AUTO');
+  if (codec !== 'AUTO' && codec !== 'HTTP1' && codec !== 'HTTP2') problems.add(`${path}.codec_type`, `unsupported codec ${codec}`);
   const out: HttpChainFilter = {
     kind: 'http',
     statPrefix: String(h.stat_prefix ?? ''),
@@ -153,6 +156,7 @@ function compileHcm(h: Obj, problems: Problems, path: string): HttpChainFilter {
     xfcc: h.forward_client_cert_details !== undefined && h.forward_client_cert_details !== 'SANITIZE',
     upgrades: compileUpgrades(h.upgrade_configs, problems, `${path}.upgrade_configs`),
     streamIdleTimeoutMs: durationMs(h.stream_idle_timeout, 300_000),
+    codec: codec === 'HTTP1' || codec === 'HTTP2' ? codec : 'AUTO',
   };
   if (h.rds?.route_config_name) out.rds = String(h.rds.route_config_name);
   else if (h.route_config) out.inline = compileRouteTable(h.route_config, problems, `${path}.route_config.`);

@@ -45,6 +45,8 @@ export interface RetryPolicy {
   retriable4xx: boolean;
   unavailable: boolean;
   cancelled: boolean;
+  deadlineExceeded: boolean;
+  resourceExhausted: boolean;
   retriableCodes: ReadonlySet<number>;
   numRetries: number;
   perTryTimeoutMs: number;
@@ -349,6 +351,8 @@ function compileRetry(rp: Obj, problems: Problems, path: string): RetryPolicy {
     retriable4xx: on.includes('retriable-4xx'),
     unavailable: on.includes('unavailable'),
     cancelled: on.includes('cancelled'),
+    deadlineExceeded: on.includes('deadline-exceeded'),
+    resourceExhausted: on.includes('resource-exhausted'),
     retriableCodes: new Set(on.includes('retriable-status-codes') ? ((rp.retriable_status_codes ?? []) as number[]) : []),
     numRetries: wrapped(rp.num_retries, 1),
     perTryTimeoutMs: durationMs(rp.per_try_timeout, 0),

@@ -2,7 +2,9 @@
  * The HTTP connection manager's request path: virtual host and route selection, fault injection, direct
  * responses and redirects, weighted clusters, retries with per-try and global timeouts, mirroring, header
  * rewriting, upgrades (WebSocket) turned into tunnels, and one access-log record plus Istio metrics per
- * request. Local replies carry Envoy's response flags (NR, UH, UF, URX, UT, UO, UC, FI, DI, NC).
+ * request. Local replies carry Envoy's response flags (NR, UH, UF, URX, UT, UO, UC, FI, DI, NC); to gRPC
+ * requests they are trailers-only gRPC errors. Works on the codec-neutral ServerRequest/ServerResponse, and
+ * sends upstream over the cluster's protocol (HTTP/1.1 pool or HTTP/2 sessions), trailers passed through.
  */
 import type http from 'node:http';
 import type net from 'node:net';
@@ -11,11 +13,13 @@ import type { Clock } from '../../shared/clock.js';
 import type { AccessLogRecord, MeshMetrics, RequestLabels } from '../telemetry/index.js';
 import { formatAddress } from '../telemetry/index.js';
 import { PEER_ID, TRANSPORT_FAILURE, buildRequestHead, hash32 } from '../upstream/index.js';
-import type { ClusterRuntime, ExchangeHandle, UpstreamHost, UpstreamSocket } from '../upstream/index.js';
+import type { ClusterRuntime, ExchangeEvents, ExchangeHandle, UpstreamHost, UpstreamSocket } from '../upstream/index.js';
 import type { CompiledRoute, HeaderOps, RetryPolicy, RouteTable } from './compile-routes.js';
 import { selectVirtualHost } from './compile-routes.js';
-import type { DownstreamRequest, DownstreamResponse } from './http1-server.js';
+import { grpcStatusFor, isGrpc } from './exchange.js';
+import type { ServerRequest as DownstreamRequest, ServerResponse as DownstreamResponse } from './exchange.js';
 import type { HttpChainFilter } from './compile-listeners.js';
+import type { DownstreamResponse as Http1Response } from './http1-server.js';
 import { runTunnel, tunnelIdleTimeoutMs, upgradeAllowed } from './upgrade.js';
 
 /** What the router knows about the downstream connection a request came on. */
@@ -49,16 +53,17 @@ const MAX_REPLAY_BODY = 64 * 1024;
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authorization', 'proxy-authenticate', 'http2-settings']);
 
 type Outcome =
-  | { kind: 'response'; status: number; rawHeaders: string[]; host: UpstreamHost; peerId?: string | undefined; exchange: ExchangeHandle; body: (sink: BodySink) => void; done: () => void }
+  | { kind: 'response'; status: number; rawHeaders: string[]; host: UpstreamHost; peerId?: string | undefined; exchange: ExchangeHandle; body: (sink: BodySink) => void; done: () => void; grpcStatus?: string | undefined }
   | { kind: 'upgrade'; rawHeaders: string[]; peerId?: string | undefined; sock: UpstreamSocket; rest: Buffer; done: () => void }
   | { kind: 'connect-failure'; reason: string; transport?: string | undefined }
-  | { kind: 'reset' }
+  | { kind: 'reset'; remote?: boolean }
   | { kind: 'stale' }
   | { kind: 'timeout' };
 
 /** Where an upstream response body goes once the router decided to forward it. */
 interface BodySink {
   data(chunk: Buffer, last: boolean): boolean;
+  trailers(raw: string[]): void;
   end(): void;
   error(): void;
 }
@@ -77,6 +82,10 @@ interface Exchange {
   upstreamLocal?: string | null;
   failureReason?: string;
   requestId: string;
+  protocol: string;
+  grpc: boolean;
+  /** grpc-status of the response (headers of a trailers-only response, else trailers). */
+  grpcStatus?: string | undefined;
   bytesIn: number;
   bytesOut: number;
   status: number;
@@ -91,7 +100,7 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
         start_time: new Date(x.startWall).toISOString(),
         method: x.method,
         path: x.path,
-        protocol: 'HTTP/1.1',
+        protocol: x.protocol,
         response_code: x.status,
         response_flags: flags,
         bytes_received: x.bytesIn,
@@ -127,8 +136,9 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
         destination_workload_namespace: me.namespace,
         destination_principal: env.spiffeId() ?? 'unknown',
         destination_cluster: me.cluster,
-        request_protocol: 'http',
+        request_protocol: x.grpc ? 'grpc' : 'http',
         response_code: x.status,
+        grpc_response_status: x.grpcStatus,
         response_flags: flags,
         connection_security_policy: down.tls ? 'mutual_tls' : 'none',
       };
@@ -146,8 +156,9 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
       destination_workload_namespace: wl?.[1] || 'unknown',
       destination_principal: x.peerId ?? 'unknown',
       destination_cluster: x.host?.spec.cluster ?? 'unknown',
-      request_protocol: 'http',
+      request_protocol: x.grpc ? 'grpc' : 'http',
       response_code: x.status,
+      grpc_response_status: x.grpcStatus,
       response_flags: flags,
       connection_security_policy: 'unknown',
     };
@@ -158,6 +169,16 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
     x.status = status;
     if (res.headersSent) {
       res.destroy();
+      return;
+    }
+    if (x.grpc) {
+      // Envoy answers gRPC callers in gRPC: HTTP 200, trailers-only, the status mapped from the HTTP one
+      // (a timeout is the call's deadline).
+      const code = flag === 'UT' ? 4 : grpcStatusFor(status);
+      x.status = 200;
+      x.grpcStatus = String(code);
+      res.writeHead(200, { 'content-type': 'application/grpc', 'grpc-status': code, 'grpc-message': encodeURIComponent(body), server: 'envoy', ...extra });
+      res.end();
       return;
     }
     const buf = Buffer.from(body);
@@ -195,6 +216,8 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
       authority,
       flags: [],
       requestId: (req.headers['x-request-id'] as string | undefined) ?? randomUUID(),
+      protocol: req.protocol,
+      grpc: isGrpc(req),
       bytesIn: 0,
       bytesOut: 0,
       status: 0,
@@ -242,6 +265,8 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
       x.clusterName = clusterName!;
       const cluster = env.cluster(clusterName!);
       if (!cluster) return localReply(x, res, 503, 'NC', 'no cluster found');
+      // Upgrades over HTTP/2 would need extended CONNECT (RFC 8441), which the HTTP/2 pool does not speak.
+      if (upgrade !== undefined && cluster.settings.http2) return localReply(x, res, 403, undefined, '');
 
       // Upstream request headers: the client's minus hop-by-hop, then Envoy's own, then the route's ops.
       const headers: http.OutgoingHttpHeaders = {};
@@ -284,29 +309,35 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
       }
 
       const cl = req.headers['content-length'];
-      const chunked = req.headers['transfer-encoding'] !== undefined;
+      const chunked = req.streamedBody;
       const len = cl === undefined ? 0 : Number(cl);
-      const run = (body: Buffer | undefined, stream: boolean): void => {
+      const run = (body: Buffer | undefined, stream: Replay | undefined): void => {
         // An upgrade is one stream that cannot be replayed: no mirror, no retry.
-        if (upgrade === undefined) for (const m of action.mirrors) if (!stream && Math.random() < m.fraction) mirror(m.cluster, req.method!, upstreamPath, headers, body);
+        if (upgrade === undefined) for (const m of action.mirrors) if (!stream && Math.random() < m.fraction) mirror(m.cluster, req, upstreamPath, headers, body);
         const retry = upgrade === undefined ? action.retry : undefined;
         forward(x, req, res, down, cluster, route, retry, action.timeoutMs, headers, upstreamPath, body, stream, hash, [vh.responseOps, route.responseOps, targetOps?.responseOps], vh.includeAttemptCount);
       };
-      if (!chunked && len === 0) run(undefined, false);
+      if (!chunked && len === 0) run(undefined, undefined);
       else if (!chunked && len <= MAX_REPLAY_BODY) {
         const chunks: Buffer[] = [];
         req.on('data', (c: Buffer) => chunks.push(c));
         req.once('end', () => {
           const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
           x.bytesIn = body.length;
-          run(body, false);
+          run(body, undefined);
         });
         req.resume();
       } else {
-        // Paused until an upstream connection takes the body (pipeBody resumes it).
+        // Paused until an upstream connection takes the body (pipeBody resumes it). A copy of a small body
+        // is kept so that a call answered after its body ended (a gRPC unary call) can still be retried.
         req.pause();
-        req.on('data', (c: Buffer) => (x.bytesIn += c.length));
-        run(undefined, true);
+        const replay: Replay = { chunks: [] };
+        req.on('data', (c: Buffer) => {
+          x.bytesIn += c.length;
+          if (replay.chunks && x.bytesIn <= MAX_REPLAY_BODY) replay.chunks.push(c);
+          else replay.chunks = undefined;
+        });
+        run(undefined, replay);
       }
     };
 
@@ -327,18 +358,16 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
     proceed();
   };
 
-  function mirror(clusterName: string, method: string, path: string, headers: http.OutgoingHttpHeaders, body: Buffer | undefined): void {
+  function mirror(clusterName: string, req: DownstreamRequest, path: string, headers: http.OutgoingHttpHeaders, body: Buffer | undefined): void {
     const cluster = env.cluster(clusterName);
     const host = cluster?.pick();
     if (!host) return;
     const h = { ...headers, host: `${String(headers.host).replace(/(:\d+)?$/, '-shadow$1')}` };
-    let head: string;
     try {
-      head = buildRequestHead(method, path, h, false);
+      sendUpstream(cluster!, host, req, path, h, body, false, { head() {}, data: () => true, end() {}, error() {} });
     } catch {
-      return;
+      // An invalid header or path: the mirror is best effort.
     }
-    host.http1().request({ head, body, noResponseBody: method === 'HEAD' }, { head() {}, data: () => true, end() {}, error() {} });
   }
 
   function forward(
@@ -352,13 +381,15 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
     timeoutMs: number,
     headers: http.OutgoingHttpHeaders,
     path: string,
-    body: Buffer | undefined,
-    stream: boolean,
+    initialBody: Buffer | undefined,
+    replay: Replay | undefined,
     hash: number | undefined,
     responseOps: Array<HeaderOps | undefined>,
     attemptCount: boolean,
   ): void {
     const s = cluster.settings;
+    let body = initialBody;
+    let stream = replay !== undefined;
     let retries = 0;
     let staleRetried = false;
     let finished = false;
@@ -420,9 +451,15 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
         }
         const status = o.kind === 'response' ? o.status : 0;
         cluster.report(host, o.kind === 'response' ? (status >= 500 ? (status >= 502 && status <= 504 ? 'error-gateway' : 'error-5xx') : 'success') : 'local-failure');
-        const wanted = retry !== undefined && !stream && retriable(retry, o, status);
+        // A streamed body can be replayed once it ended within the replay limit.
+        const replayable = !stream || (req.readableEnded && replay?.chunks !== undefined);
+        const wanted = retry !== undefined && replayable && retriable(retry, o, status, o.kind === 'response' ? o.grpcStatus : undefined);
         if (wanted && retries < retry!.numRetries && cluster.retriesActive < s.maxRetries) {
           retries++;
+          if (stream) {
+            body = Buffer.concat(replay!.chunks!);
+            stream = false;
+          }
           if (o.kind === 'response') o.done();
           cluster.retriesActive++;
           const backoff = Math.random() * Math.min(25 * 2 ** (retries - 1), 250);
@@ -441,6 +478,7 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
           return localReply(x, res, 503, 'UF', `upstream connect error or disconnect/reset before headers. reset reason: connection failure${o.transport ? `, transport failure reason: ${o.transport}` : ''}`);
         }
         if (o.kind === 'timeout') return localReply(x, res, 504, 'UT', 'upstream request timeout');
+        if (o.kind === 'reset' && o.remote) return localReply(x, res, 503, 'UR', 'upstream connect error or disconnect/reset before headers. reset reason: remote reset');
         return localReply(x, res, 503, 'UC', 'upstream connect error or disconnect/reset before headers. reset reason: connection termination');
       });
     };
@@ -448,6 +486,7 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
     const respond = (o: Extract<Outcome, { kind: 'response' }>): void => {
       x.peerId = o.peerId;
       x.status = o.status;
+      x.grpcStatus = o.grpcStatus;
       const out = responseHeaders(o.rawHeaders, responseOps);
       try {
         res.writeHead(x.status, out);
@@ -459,7 +498,16 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
         return localReply(x, res, 502, 'UPE', 'upstream sent an invalid response header');
       }
       const resume = (): void => o.exchange.resume();
+      let trailers: http.OutgoingHttpHeaders | undefined;
       o.body({
+        trailers(raw) {
+          trailers = {};
+          for (let i = 0; i < raw.length; i += 2) {
+            const k = raw[i]!.toLowerCase();
+            if (k === 'grpc-status') x.grpcStatus = raw[i + 1];
+            trailers[k] = raw[i + 1]!;
+          }
+        },
         data(chunk, last) {
           x.bytesOut += chunk.length;
           if (last) {
@@ -475,7 +523,7 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
         },
         end() {
           finish();
-          if (!res.writableEnded) res.end();
+          if (!res.writableEnded) res.end(undefined, trailers);
           o.done();
         },
         error() {
@@ -495,9 +543,11 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
       const out = responseHeaders(o.rawHeaders, responseOps);
       const u = o.rawHeaders.findIndex((h, i) => i % 2 === 0 && h.toLowerCase() === 'upgrade');
       if (u >= 0) out.upgrade = o.rawHeaders[u + 1]!;
+      // Only the HTTP/1.1 codec marks requests as upgrades, so the response is its DownstreamResponse.
+      const h1 = res as Http1Response;
       let ends: { socket: net.Socket; head: Buffer };
       try {
-        ends = res.switchProtocols(out);
+        ends = h1.switchProtocols(out);
       } catch {
         o.sock.destroy();
         o.done();
@@ -509,7 +559,7 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
         if (t.idleTimeout) x.flags.push('SI');
         o.done();
         // The access-log record and metrics are written now, when the tunnel is gone.
-        res.closedByPeer();
+        h1.closedByPeer();
       });
     };
 
@@ -532,61 +582,57 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
         if (o.kind !== 'response') release();
         cb(o);
       };
-      // A streamed body of unknown length (the client's was chunked) goes upstream chunked too.
-      const chunked = stream && headers['content-length'] === undefined;
-      let head: string;
+      let sock: UpstreamSocket | undefined;
+      let sink: BodySink | undefined;
+      let exchange: ExchangeHandle | undefined;
+      const events: ExchangeEvents = {
+        socket(s, _reused, handle) {
+          sock = s;
+          if (stream) pipeBody(req, handle);
+        },
+        head(status, rawHeaders) {
+          if (sock) x.upstreamLocal = formatAddress(sock.localAddress, sock.localPort);
+          settle({ kind: 'response', status, rawHeaders, host, peerId: sock?.[PEER_ID], exchange: exchange!, body: (k) => (sink = k), done: release, grpcStatus: x.grpc ? headerOf(rawHeaders, 'grpc-status') : undefined });
+        },
+        upgraded(rawHeaders, s, rest) {
+          x.upstreamLocal = formatAddress(s.localAddress, s.localPort);
+          if (settled) {
+            s.destroy();
+            return release();
+          }
+          settle({ kind: 'upgrade', rawHeaders, peerId: s[PEER_ID], sock: s, rest, done: release });
+        },
+        data: (chunk, last) => (sink ? sink.data(chunk, last) : true),
+        trailers: (raw) => sink?.trailers(raw),
+        end() {
+          if (sink) sink.end();
+          else release();
+        },
+        error(err, info) {
+          if (settled) {
+            sink?.error();
+            release();
+            return;
+          }
+          if (!info.connected) settle({ kind: 'connect-failure', reason: err.message, transport: sock?.[TRANSPORT_FAILURE] });
+          else if (info.stale) settle({ kind: 'stale' });
+          else settle({ kind: 'reset', remote: info.remoteReset === true });
+        },
+      };
       try {
-        head = buildRequestHead(req.method ?? 'GET', path, headers, chunked);
+        exchange = sendUpstream(cluster, host, req, path, headers, body, stream, events);
       } catch (err) {
         // Invalid header values (from a header op) or path: nothing was sent.
         return settle({ kind: 'connect-failure', reason: (err as Error).message, transport: undefined });
       }
-      let sock: UpstreamSocket | undefined;
-      let sink: BodySink | undefined;
-      const exchange = host.http1().request(
-        { head, body, streaming: stream ? { chunked } : undefined, noResponseBody: req.method === 'HEAD', upgrade: req.upgrade !== undefined },
-        {
-          socket(s, _reused, handle) {
-            sock = s;
-            if (stream) pipeBody(req, handle);
-          },
-          head(status, rawHeaders) {
-            if (sock) x.upstreamLocal = formatAddress(sock.localAddress, sock.localPort);
-            settle({ kind: 'response', status, rawHeaders, host, peerId: sock?.[PEER_ID], exchange, body: (k) => (sink = k), done: release });
-          },
-          upgraded(rawHeaders, s, rest) {
-            x.upstreamLocal = formatAddress(s.localAddress, s.localPort);
-            if (settled) {
-              s.destroy();
-              return release();
-            }
-            settle({ kind: 'upgrade', rawHeaders, peerId: s[PEER_ID], sock: s, rest, done: release });
-          },
-          data: (chunk, last) => (sink ? sink.data(chunk, last) : true),
-          end() {
-            if (sink) sink.end();
-            else release();
-          },
-          error(err, info) {
-            if (settled) {
-              sink?.error();
-              release();
-              return;
-            }
-            if (!info.connected) settle({ kind: 'connect-failure', reason: err.message, transport: sock?.[TRANSPORT_FAILURE] });
-            else if (info.stale) settle({ kind: 'stale' });
-            else settle({ kind: 'reset' });
-          },
-        },
-      );
       abortCurrent = () => {
-        exchange.abort();
+        exchange!.abort();
         if (!settled) settle({ kind: 'reset' });
         else release();
       };
       if (retry && retry.perTryTimeoutMs > 0 && !settled) {
         perTry = env.clock.setTimeout(() => {
-          exchange.abort();
+          exchange!.abort();
           settle({ kind: 'timeout' });
         }, retry.perTryTimeoutMs);
       }
@@ -611,6 +657,41 @@ function responseHeaders(raw: readonly string[], responseOps: ReadonlyArray<Head
   return out;
 }
 
+/** A streamed request body's copy for retries; dropped (undefined) once it outgrows MAX_REPLAY_BODY. */
+interface Replay {
+  chunks: Buffer[] | undefined;
+}
+
+/**
+ * One request upstream over the cluster's protocol: an HTTP/2 stream, or an HTTP/1.1 head written here (a
+ * streamed body of unknown length goes chunked). Throws, before anything is sent, on an invalid method,
+ * path or header.
+ */
+function sendUpstream(
+  cluster: ClusterRuntime,
+  host: UpstreamHost,
+  req: DownstreamRequest,
+  path: string,
+  headers: http.OutgoingHttpHeaders,
+  body: Buffer | undefined,
+  stream: boolean,
+  events: ExchangeEvents,
+): ExchangeHandle {
+  const method = req.method;
+  if (cluster.settings.http2) {
+    const te = req.headers.te;
+    return host.http2().request({ method, path, headers, body, streaming: stream, trailers: te !== undefined && te.includes('trailers') }, events);
+  }
+  const chunked = stream && headers['content-length'] === undefined;
+  const head = buildRequestHead(method, path, headers, chunked);
+  return host.http1().request({ head, body, streaming: stream ? { chunked } : undefined, noResponseBody: method === 'HEAD', upgrade: req.upgrade !== undefined }, events);
+}
+
+function headerOf(raw: readonly string[], name: string): string | undefined {
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === name.length && raw[i]!.toLowerCase() === name) return raw[i + 1];
+  return undefined;
+}
+
 /** Streams a request body the router could not buffer, with backpressure from the upstream connection. */
 function pipeBody(req: DownstreamRequest, up: ExchangeHandle): void {
   const onData = (c: Buffer): void => {
@@ -625,7 +706,13 @@ function pipeBody(req: DownstreamRequest, up: ExchangeHandle): void {
   else req.resume();
 }
 
-function retriable(p: RetryPolicy, o: Outcome, status: number): boolean {
+/** gRPC status codes the retry_on conditions name. */
+const GRPC_CANCELLED = '1';
+const GRPC_DEADLINE_EXCEEDED = '4';
+const GRPC_RESOURCE_EXHAUSTED = '8';
+const GRPC_UNAVAILABLE = '14';
+
+function retriable(p: RetryPolicy, o: Outcome, status: number, grpcStatus: string | undefined): boolean {
   switch (o.kind) {
     case 'connect-failure':
       return p.connectFailure || p.on5xx || p.gatewayError;
@@ -640,6 +727,10 @@ function retriable(p: RetryPolicy, o: Outcome, status: number): boolean {
       if (status >= 500 && p.on5xx) return true;
       if ((status === 502 || status === 503 || status === 504) && p.gatewayError) return true;
       if (status === 409 && p.retriable4xx) return true;
+      if (grpcStatus !== undefined) {
+        if ((grpcStatus === GRPC_UNAVAILABLE && p.unavailable) || (grpcStatus === GRPC_CANCELLED && p.cancelled)) return true;
+        if ((grpcStatus === GRPC_DEADLINE_EXCEEDED && p.deadlineExceeded) || (grpcStatus === GRPC_RESOURCE_EXHAUSTED && p.resourceExhausted)) return true;
+      }
       return p.retriableCodes.has(status);
   }
 }

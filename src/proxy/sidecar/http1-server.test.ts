@@ -222,3 +222,45 @@ test('CONNECT reaches the handler, and the connection closes after its reply', a
   assert.equal(srv.errors.length, 0);
   await srv.close();
 });
+
+test('codec AUTO: a connection opening with the HTTP/2 preface (even split) is handed over with its bytes; without the hook it is a 400', async () => {
+  const preface = 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n';
+  const handed: string[] = [];
+  const socks = new Set<net.Socket>();
+  const server = net.createServer({ allowHalfOpen: true }, (s) => {
+    socks.add(s);
+    s.on('error', () => {});
+    new Http1ServerConnection(s, {
+      idleTimeoutMs: 60_000,
+      request: echo,
+      parseError: () => {},
+      http2: (buffered) => {
+        handed.push(buffered.toString('latin1'));
+        s.end('handed');
+      },
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  try {
+    const split = await exchange(port, ['PRI * HT', `${preface.slice(8)}frames`]);
+    assert.equal(split.text, 'handed');
+    assert.deepEqual(handed, [`${preface}frames`]);
+    // A request starting with the same letter is HTTP/1.1 as usual.
+    const h1 = await exchange(port, ['PUT /p HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\n\r\n']);
+    assert.match(h1.text, /^HTTP\/1\.1 200 OK\r\n[^]*PUT \/p $/);
+    assert.equal(handed.length, 1);
+  } finally {
+    for (const s of socks) s.destroy();
+    await new Promise<void>((r) => server.close(() => r()));
+  }
+  // codec HTTP1: no hook, the preface is a bad request line.
+  const h1only = await serve(echo);
+  try {
+    const r = await exchange(h1only.port, [preface]);
+    assert.match(r.text, /^HTTP\/1\.1 400/);
+    assert.equal(h1only.errors.length, 1);
+  } finally {
+    await h1only.close();
+  }
+});

@@ -9,6 +9,7 @@ import { EventEmitter } from 'node:events';
 import type net from 'node:net';
 import { appendHeaderLines, chunkSize, joinHead } from '../upstream/index.js';
 import type { OutgoingHeaders } from '../upstream/index.js';
+import type { ServerRequest, ServerResponse } from './exchange.js';
 
 /** Envoy's default max_request_headers_kb. */
 const MAX_HEAD_BYTES = 60 * 1024;
@@ -16,6 +17,8 @@ const MAX_HEAD_BYTES = 60 * 1024;
 const MAX_DISCARD = 64 * 1024;
 const CRLF = Buffer.from('\r\n');
 const LAST_CHUNK = Buffer.from('0\r\n\r\n');
+/** The HTTP/2 connection preface (RFC 9113 §3.4): a prior-knowledge h2c client starts with it. */
+const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 const REQUEST_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) (\S+) HTTP\/1\.([01])$/;
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const STATUS_TEXT: Record<number, string> = {
@@ -36,7 +39,7 @@ export class RequestParseError extends Error {
 }
 
 /** A request as the router sees it; the body arrives as 'data' events (after `resume()` if paused), then 'end'. */
-export class DownstreamRequest extends EventEmitter {
+export class DownstreamRequest extends EventEmitter implements ServerRequest {
   /** True once 'end' has been emitted, as on Node's IncomingMessage. */
   readableEnded = false;
   /**
@@ -44,6 +47,7 @@ export class DownstreamRequest extends EventEmitter {
    * the router may tunnel it (`DownstreamResponse.switchProtocols`). Undefined for ordinary requests.
    */
   upgrade: string | undefined;
+  readonly protocol: string;
   private bodyComplete = false;
   private paused = false;
   private queued: Buffer[] = [];
@@ -56,9 +60,11 @@ export class DownstreamRequest extends EventEmitter {
     readonly headers: Readonly<Record<string, string>>,
     /** Name, value, name, value… as received. */
     readonly rawHeaders: readonly string[],
+    readonly streamedBody: boolean,
     private readonly flow: { pause(): void; resume(): void },
   ) {
     super();
+    this.protocol = httpVersion === '1.1' ? 'HTTP/1.1' : 'HTTP/1.0';
   }
 
   pause(): this {
@@ -99,7 +105,7 @@ export class DownstreamRequest extends EventEmitter {
 }
 
 /** The response writer; the same shape the router used from http.ServerResponse. */
-export class DownstreamResponse extends EventEmitter {
+export class DownstreamResponse extends EventEmitter implements ServerResponse {
   headersSent = false;
   writableEnded = false;
   writableFinished = false;
@@ -155,7 +161,7 @@ export class DownstreamResponse extends EventEmitter {
     return this.body(chunk);
   }
 
-  end(chunk?: Buffer | string): void {
+  end(chunk?: Buffer | string, trailers?: OutgoingHeaders): void {
     if (this.writableEnded || this.closed) return;
     const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
     if (!this.head) this.writeHead(200, buf ? { 'content-length': buf.length } : { 'content-length': 0 });
@@ -175,7 +181,10 @@ export class DownstreamResponse extends EventEmitter {
       this.sock.write(this.head, 'latin1');
     }
     this.writableEnded = true;
-    if (this.chunked) this.sock.write(LAST_CHUNK);
+    if (this.chunked) {
+      if (trailers) this.sock.write(trailerBlock(trailers), 'latin1');
+      else this.sock.write(LAST_CHUNK);
+    }
     this.sock.uncork();
     this.writableFinished = true;
     this.done();
@@ -235,6 +244,15 @@ function hasToken(value: string, token: string): boolean {
   return value.split(',').some((t) => t.trim() === token);
 }
 
+/** The last chunk with trailer fields; a trailer that cannot be sent is dropped rather than the response. */
+function trailerBlock(trailers: OutgoingHeaders): string {
+  try {
+    return appendHeaderLines('0\r\n', trailers) + '\r\n';
+  } catch {
+    return '0\r\n\r\n';
+  }
+}
+
 let dateCache = '';
 let dateSecond = 0;
 function httpDate(): string {
@@ -254,6 +272,11 @@ export interface ServerHooks {
   parseError(err: RequestParseError): void;
   /** Keep-alive idle and header timeouts. */
   idleTimeoutMs: number;
+  /**
+   * Set when the connection may also be HTTP/2 (codec AUTO): a client opening with the HTTP/2 preface is
+   * handed over with the bytes read so far, and this object lets go of the socket.
+   */
+  http2?: ((buffered: Buffer) => void) | undefined;
 }
 
 type BodyState = { kind: 'none' } | { kind: 'length'; remaining: number } | { kind: 'chunked'; phase: 'size' | 'data' | 'crlf' | 'trailers'; remaining: number };
@@ -270,11 +293,14 @@ export class Http1ServerConnection {
   private discarding = false;
   private dead = false;
   private readonly listeners: Record<'data' | 'close' | 'timeout' | 'end', (arg: Buffer) => void>;
+  /** Until the first bytes rule the HTTP/2 preface out. */
+  private sniff: boolean;
 
   constructor(
     private readonly sock: net.Socket,
     private readonly hooks: ServerHooks,
   ) {
+    this.sniff = hooks.http2 !== undefined;
     this.listeners = {
       data: (d: Buffer) => this.onData(d),
       close: () => {
@@ -308,6 +334,25 @@ export class Http1ServerConnection {
     this.req = undefined;
     this.res = undefined;
     return rest;
+  }
+
+  /** Compares the first bytes with the HTTP/2 preface: true when handed over, or waiting for more to tell. */
+  private sniffed(buf: Buffer): boolean {
+    const n = Math.min(buf.length, H2_PREFACE.length);
+    if (buf.compare(H2_PREFACE, 0, n, 0, n) !== 0) {
+      this.sniff = false;
+      return false;
+    }
+    if (n < H2_PREFACE.length) {
+      this.buf = buf;
+      return true;
+    }
+    this.dead = true;
+    for (const [event, fn] of Object.entries(this.listeners)) this.sock.off(event, fn);
+    this.sock.setTimeout(0);
+    this.sock.pause();
+    this.hooks.http2!(buf);
+    return true;
   }
 
   /** @internal */
@@ -352,6 +397,7 @@ export class Http1ServerConnection {
   private onData(d: Buffer): void {
     let buf = this.buf ? Buffer.concat([this.buf, d]) : d;
     this.buf = undefined;
+    if (this.sniff && this.sniffed(buf)) return;
     try {
       while (buf.length && !this.dead) {
         if (!this.req) {
@@ -426,7 +472,7 @@ export class Http1ServerConnection {
     const upgrade = !http10 && this.body.kind === 'none' && headers.upgrade !== undefined && connection !== undefined && hasToken(connection, 'upgrade') ? headers.upgrade.toLowerCase() : undefined;
     if (m[1] === 'CONNECT' || (upgrade !== undefined && upgrade !== 'h2c')) this.keepAlive = false;
     const sock = this.sock;
-    const req = new DownstreamRequest(m[1]!, m[2]!, http10 ? '1.0' : '1.1', headers, raw, { pause: () => sock.pause(), resume: () => sock.resume() });
+    const req = new DownstreamRequest(m[1]!, m[2]!, http10 ? '1.0' : '1.1', headers, raw, chunked, { pause: () => sock.pause(), resume: () => sock.resume() });
     if (upgrade !== 'h2c') req.upgrade = upgrade;
     const res = new DownstreamResponse(this, sock, req);
     this.req = req;

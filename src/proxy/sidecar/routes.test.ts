@@ -116,7 +116,7 @@ test('upgrades: a route naming the type decides, else the connection manager mus
   );
   assert.deepEqual(p.list, []);
   const route = (name: string) => t.any!.routes.find((r) => r.name === name)!;
-  const hcm = (upgrades: Array<[string, boolean]>, streamIdleTimeoutMs = 300_000): HttpChainFilter => ({ kind: 'http', statPrefix: '', fault: false, xfcc: false, upgrades: new Map(upgrades), streamIdleTimeoutMs });
+  const hcm = (upgrades: Array<[string, boolean]>, streamIdleTimeoutMs = 300_000): HttpChainFilter => ({ kind: 'http', statPrefix: '', fault: false, xfcc: false, upgrades: new Map(upgrades), streamIdleTimeoutMs, codec: 'AUTO' });
   const allows = hcm([['websocket', true]]);
   assert.equal(upgradeAllowed('websocket', allows, route('plain')), true);
   assert.equal(upgradeAllowed('websocket', allows, route('off')), false, 'disabled on the route wins');

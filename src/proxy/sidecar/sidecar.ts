@@ -19,12 +19,15 @@ import { selectChain } from './compile-listeners.js';
 import type { CompiledChain, CompiledListener } from './compile-listeners.js';
 import { createRouter } from './http-router.js';
 import { Http1ServerConnection } from './http1-server.js';
+import { serveHttp2 } from './http2-server.js';
+import type { ServerRequest, ServerResponse } from './exchange.js';
 import type { DownstreamInfo, RouterEnv } from './http-router.js';
 import { proxyTcp } from './tcp-proxy.js';
 import type { ClusterStatus, SidecarHandle, SidecarOptions } from './types.js';
 
 const INSPECT_TIMEOUT_MS = 5_000;
 const HANDSHAKE_TIMEOUT_MS = 10_000;
+const HTTP_IDLE_TIMEOUT_MS = 60_000;
 const HTTP_METHOD = /^[A-Z]{3,10} [^ ]+ HTTP\/1\.[01]\r?$/;
 
 interface BoundListener {
@@ -77,25 +80,46 @@ export function createSidecar(options: SidecarOptions): SidecarHandle {
   options.metrics?.clusterConnections?.(function* () {
     for (const c of clusters.values()) yield { name: c.settings.name, active: c.connections.active, overflow: c.connections.overflow };
   });
-  /** Serves HTTP/1.1 on a connection whose filter chain ends in the HTTP connection manager. */
-  function serveHttp(socket: net.Socket, info: DownstreamInfo): void {
-    new Http1ServerConnection(socket, {
-      idleTimeoutMs: 60_000,
-      request(req, res) {
-        try {
-          route(req, res, info);
-        } catch (err) {
-          // A bug must cost one request, never the process.
-          logger.error('request handling failed', { error: (err as Error).message });
-          if (!res.headersSent) res.writeHead(500, { 'content-length': 0 }).end();
-          else res.destroy();
-        }
+  const handle = (req: ServerRequest, res: ServerResponse, info: DownstreamInfo): void => {
+    try {
+      route(req, res, info);
+    } catch (err) {
+      // A bug must cost one request, never the process.
+      logger.error('request handling failed', { error: (err as Error).message });
+      if (!res.headersSent) res.writeHead(500, { 'content-length': 0 }).end();
+      else res.destroy();
+    }
+  };
+  /** Serves HTTP/2 on a connection, `buffered` being what was read off it already. */
+  function serveH2(socket: net.Socket, info: DownstreamInfo, buffered: Buffer): void {
+    serveHttp2(socket, buffered, {
+      idleTimeoutMs: HTTP_IDLE_TIMEOUT_MS,
+      request: (req, res) => handle(req, res, info),
+      sessionError(err) {
+        logger.debug('HTTP/2 session failed', { remote: info.remoteAddress, error: err.message });
+        options.accessLog?.({ ...refusal(info, 0, 'DPE', err.message), protocol: 'HTTP/2' });
       },
+    });
+  }
+  /**
+   * Serves a connection whose filter chain ends in the HTTP connection manager with the codec it asks for:
+   * with AUTO, ALPN `h2`/`istio-h2` means HTTP/2, and otherwise the HTTP/1.1 codec hands a connection that
+   * opens with the HTTP/2 preface over (it looks at the bytes it read anyway).
+   */
+  function serveHttp(socket: net.Socket, info: DownstreamInfo): void {
+    const codec = info.chain.codec;
+    const alpn = (socket as tls.TLSSocket).alpnProtocol;
+    if (codec === 'HTTP2' || (codec === 'AUTO' && (alpn === 'h2' || alpn === 'istio-h2'))) return serveH2(socket, info, Buffer.alloc(0));
+    new Http1ServerConnection(socket, {
+      idleTimeoutMs: HTTP_IDLE_TIMEOUT_MS,
+      request: (req, res) => handle(req, res, info),
       parseError(err) {
         logger.debug('malformed request', { remote: info.remoteAddress, error: err.message });
         options.accessLog?.(refusal(info, err.status, 'DPE'));
       },
+      http2: codec === 'AUTO' ? (buffered) => serveH2(socket, info, buffered) : undefined,
     });
+    socket.resume();
   }
 
   function refusal(info: Pick<DownstreamInfo, 'localAddress' | 'remoteAddress' | 'requestedServerName'> | undefined, code: number, flag: string, reason?: string): Parameters<NonNullable<SidecarOptions['accessLog']>>[0] {
@@ -202,7 +226,7 @@ export function createSidecar(options: SidecarOptions): SidecarHandle {
           info.requestedServerName = first.sni;
           chain = selectChain(l, { destinationPort: port, transportProtocol: 'tls', serverName: first.sni, applicationProtocols: first.alpn });
         } else {
-          chain = selectChain(l, { destinationPort: port, transportProtocol: 'raw_buffer', applicationProtocols: first.http ? ['http/1.1'] : [] });
+          chain = selectChain(l, { destinationPort: port, transportProtocol: 'raw_buffer', applicationProtocols: first.http ? [first.http] : [] });
         }
         initial = first.buffered;
       } else chain = asRaw ?? asTls;
@@ -224,7 +248,6 @@ export function createSidecar(options: SidecarOptions): SidecarHandle {
     if (chain.filter.kind === 'http') {
       if (initial.length) socket.unshift(initial);
       serveHttp(socket, info);
-      socket.resume();
     } else {
       proxyTcp(env, socket, chain.filter, info, initial).catch((err: Error) => {
         logger.error('tcp proxy failed', { error: err.message });
@@ -280,10 +303,10 @@ export function createSidecar(options: SidecarOptions): SidecarHandle {
     });
   }
 
-  function firstBytes(socket: net.Socket, l: CompiledListener): Promise<{ tls: boolean; sni?: string | undefined; alpn?: string[]; http: boolean; buffered: Buffer }> {
+  function firstBytes(socket: net.Socket, l: CompiledListener): Promise<{ tls: boolean; sni?: string | undefined; alpn?: string[]; http: string | undefined; buffered: Buffer }> {
     if (l.tlsInspector) {
       return peekClientHello(socket, { timeoutMs: INSPECT_TIMEOUT_MS, maxBytes: 16 * 1024, clock }).then((r) =>
-        r.ok ? { tls: true, sni: r.sni, alpn: r.alpn, http: false, buffered: r.buffered } : { tls: false, http: looksHttp(r.buffered), buffered: r.buffered },
+        r.ok ? { tls: true, sni: r.sni, alpn: r.alpn, http: undefined, buffered: r.buffered } : { tls: false, http: httpProtocolOf(r.buffered), buffered: r.buffered },
       );
     }
     return new Promise((resolve) => {
@@ -292,7 +315,7 @@ export function createSidecar(options: SidecarOptions): SidecarHandle {
         timer.cancel();
         socket.off('data', done);
         socket.pause();
-        resolve({ tls: false, http: looksHttp(b), buffered: b });
+        resolve({ tls: false, http: httpProtocolOf(b), buffered: b });
       };
       socket.on('data', done);
     });
@@ -411,8 +434,10 @@ export function createSidecar(options: SidecarOptions): SidecarHandle {
   };
 }
 
-function looksHttp(b: Buffer): boolean {
+/** What Envoy's http_inspector reports: `h2c` for the HTTP/2 preface, `http/1.1` for a request line. */
+function httpProtocolOf(b: Buffer): string | undefined {
   const end = b.indexOf(10);
   const line = b.subarray(0, end < 0 ? Math.min(b.length, 64) : end).toString('latin1');
-  return HTTP_METHOD.test(line) || (end < 0 && /^[A-Z]{3,10} \//.test(line));
+  if (line.startsWith('PRI * HTTP/2.0')) return 'h2c';
+  return HTTP_METHOD.test(line) || (end < 0 && /^[A-Z]{3,10} \//.test(line)) ? 'http/1.1' : undefined;
 }

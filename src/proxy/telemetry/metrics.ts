@@ -32,13 +32,13 @@ export const TCP_LABELS = [
   'connection_security_policy',
 ] as const;
 
-/** HTTP/gRPC request metrics also carry the response code. */
-export const REQUEST_LABELS = [...TCP_LABELS, 'response_code'] as const;
+/** HTTP/gRPC request metrics also carry the response code, and gRPC's status (empty for plain HTTP). */
+export const REQUEST_LABELS = [...TCP_LABELS, 'response_code', 'grpc_response_status'] as const;
 
 export type TcpLabelName = (typeof TCP_LABELS)[number];
 export type RequestLabelName = (typeof REQUEST_LABELS)[number];
 export type TcpLabels = Partial<Record<TcpLabelName, string>>;
-export type RequestLabels = Partial<Record<RequestLabelName, string | number>>;
+export type RequestLabels = Partial<Record<RequestLabelName, string | number | undefined>>;
 
 /** Istio's default duration buckets, in milliseconds. */
 export const DURATION_BUCKETS_MS = [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000];
@@ -74,6 +74,7 @@ export interface ClusterConnectionStats {
  * policy defaults to "none" (plaintext), "mutual_tls" must be stated by the caller.
  */
 function defaultFor(name: string): string {
+  if (name === 'grpc_response_status') return '';
   return name === 'connection_security_policy' ? 'none' : name === 'response_flags' ? '-' : 'unknown';
 }
 

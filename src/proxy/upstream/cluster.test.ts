@@ -25,6 +25,7 @@ const settings = (over: Partial<ClusterSettings> = {}): ClusterSettings => ({
   maxRetries: 3,
   maxRequestsPerConnection: 0,
   idleTimeoutMs: 60_000,
+  http2: false,
   panicThreshold: 0,
   ringSize: 1024,
   tlsMatches: [],

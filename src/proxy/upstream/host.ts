@@ -1,11 +1,12 @@
 /**
  * One upstream endpoint of one cluster: how to connect to it (plain TCP or mTLS with the workload's current
- * credentials, SNI, ALPN and a SPIFFE ID check), a keep-alive HTTP/1.1 pool, and the counters outlier
+ * credentials, SNI, ALPN and a SPIFFE ID check), a keep-alive HTTP/1.1 pool or multiplexed HTTP/2 sessions, and the counters outlier
  * detection and the least-request balancer read.
  */
 import net from 'node:net';
 import tls from 'node:tls';
 import { Http1Pool } from './http1.js';
+import { Http2Pool } from './http2.js';
 import type { EndpointSpec, UpstreamTls } from './types.js';
 import { CONNECTED, PEER_ID, TRANSPORT_FAILURE } from './socket.js';
 import type { UpstreamSocket } from './socket.js';
@@ -60,6 +61,7 @@ export class UpstreamHost {
   /** Smooth weighted round robin state. */
   currentWeight = 0;
   private pool: Http1Pool | undefined;
+  private h2pool: Http2Pool | undefined;
 
   constructor(
     readonly spec: EndpointSpec,
@@ -81,6 +83,7 @@ export class UpstreamHost {
   setLimits(limits: HostLimits): void {
     this.limits = limits;
     this.pool?.setLimits(limits);
+    this.h2pool?.setLimits(limits);
   }
 
   /** True when EDS says the endpoint may take traffic (ejection is the cluster's business). */
@@ -157,13 +160,21 @@ export class UpstreamHost {
     return this.pool;
   }
 
+  /** The multiplexed HTTP/2 sessions to this endpoint, created on first use. */
+  http2(): Http2Pool {
+    this.h2pool ??= new Http2Pool(() => this.connect(), this.limits);
+    return this.h2pool;
+  }
+
   /** No new requests will come here: idle connections close now, busy ones when their request ends. */
   retire(): void {
     this.pool?.retire();
+    this.h2pool?.retire();
   }
 
   /** Drops pooled idle connections (new ones pick up rotated credentials); busy ones finish first. */
   dropIdle(): void {
     this.pool?.dropIdle();
+    this.h2pool?.dropIdle();
   }
 }

@@ -33,9 +33,14 @@ export interface ExchangeEvents {
    * finish its own message in one write. Return false to pause the upstream until `resume()`.
    */
   data(chunk: Buffer, last: boolean): boolean;
+  /** Trailers after the body (HTTP/2; HTTP/1.1 chunked trailers are dropped), before `end`. */
+  trailers?(rawTrailers: string[]): void;
   end(): void;
-  /** Any failure: before the head (`headSeen` false) or mid-body. `stale` = a reused connection the peer had closed. */
-  error(err: NodeJS.ErrnoException, info: { connected: boolean; headSeen: boolean; stale: boolean }): void;
+  /**
+   * Any failure: before the head (`headSeen` false) or mid-body. `stale` = a reused connection the peer had
+   * closed; `remoteReset` = the peer reset this HTTP/2 stream while the connection stayed up.
+   */
+  error(err: NodeJS.ErrnoException, info: { connected: boolean; headSeen: boolean; stale: boolean; remoteReset?: boolean }): void;
 }
 
 export interface ExchangeHandle {

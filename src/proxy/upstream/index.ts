@@ -8,5 +8,7 @@ export { UpstreamHost, CONNECTED, TRANSPORT_FAILURE, PEER_ID, uriSans, sanMatche
 export type { SecureContextSource, UpstreamSocket, HostLimits } from './host.js';
 export { hash32 } from './hash.js';
 export { appendHeaderLines, buildRequestHead, chunkSize, joinHead } from './http1.js';
-export type { ExchangeHandle, OutgoingHeaders } from './http1.js';
+export type { ExchangeEvents, ExchangeHandle, OutgoingHeaders } from './http1.js';
+export { Http2Pool, H2_CONNECTION_HEADERS, rawHeaderList } from './http2.js';
+export type { Http2Request } from './http2.js';
 export type * from './types.js';

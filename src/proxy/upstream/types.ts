@@ -30,6 +30,8 @@ export interface ClusterSettings {
   /** 0 = unlimited. */
   maxRequestsPerConnection: number;
   idleTimeoutMs: number;
+  /** explicit_http_config.http2_protocol_options: requests go upstream as HTTP/2 streams. */
+  http2: boolean;
   outlier?: OutlierSettings | undefined;
   /** Percent of healthy hosts below which a priority balances over all its hosts; 0 disables panic. */
   panicThreshold: number;
