@@ -15,6 +15,7 @@ import { createSidecar } from '../src/proxy/sidecar/index.js';
 import { createMeshMetrics } from '../src/proxy/telemetry/index.js';
 import type { ProxyXdsState, SidecarHandle as Sidecar } from '../src/proxy/sidecar/index.js';
 import type { Listener } from '../src/xds/index.js';
+import { EXTENSION_TYPE_URLS, typed } from '../src/xds/index.js';
 import { createTestPki } from './proxy-certs.js';
 import { recorder, request, startBackend, stateFor, svc, virtualService, workload } from './sidecar-mesh.js';
 import type { Backend } from './sidecar-mesh.js';
@@ -442,5 +443,28 @@ describe('WebSocket through the sidecar pair', () => {
     const again = await connectWs(via, 'ws.chat:8080', '/allowed-again');
     assert.equal(again.status, 101);
     again.sock.destroy();
+  });
+
+  test('an upgrade to a cluster that speaks HTTP/2 upstream (h2UpgradePolicy) is refused with 403, not sent', async () => {
+    const before = upgrades.length;
+    const clusters = new Map(clientState.clusters);
+    for (const [name, c] of clusters) {
+      if (!name.startsWith('outbound|8080||')) continue;
+      clusters.set(name, {
+        ...structuredClone(c),
+        typed_extension_protocol_options: {
+          'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': typed(EXTENSION_TYPE_URLS.httpProtocolOptions, { explicit_http_config: { http2_protocol_options: {} } }),
+        },
+      });
+    }
+    assert.deepEqual(client.apply({ ...clientState, clusters }).problems, []);
+    try {
+      const ws = await connectWs(via, 'ws.chat:8080', '/over-h2');
+      assert.equal(ws.status, 403);
+      await ws.closed;
+      assert.equal(upgrades.length, before, 'the app never saw the upgrade');
+    } finally {
+      assert.deepEqual(client.apply(clientState).problems, []);
+    }
   });
 });
