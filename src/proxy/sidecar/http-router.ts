@@ -10,9 +10,9 @@ import type http from 'node:http';
 import type net from 'node:net';
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '../../shared/clock.js';
-import type { AccessLogRecord, MeshMetrics, RequestLabels } from '../telemetry/index.js';
+import type { AccessLogRecord, MeshMetrics } from '../telemetry/index.js';
 import { formatAddress } from '../telemetry/index.js';
-import { PEER_ID, TRANSPORT_FAILURE, buildRequestHead, hash32 } from '../upstream/index.js';
+import { PEER_ID, TRANSPORT_FAILURE, hash32 } from '../upstream/index.js';
 import type { ClusterRuntime, ExchangeEvents, ExchangeHandle, UpstreamHost, UpstreamSocket } from '../upstream/index.js';
 import type { CompiledRoute, HeaderOps, RetryPolicy, RouteTable } from './compile-routes.js';
 import { selectVirtualHost } from './compile-routes.js';
@@ -21,6 +21,11 @@ import type { ServerRequest as DownstreamRequest, ServerResponse as DownstreamRe
 import type { HttpChainFilter } from './compile-listeners.js';
 import type { DownstreamResponse as Http1Response } from './http1-server.js';
 import { runTunnel, tunnelIdleTimeoutMs, upgradeAllowed } from './upgrade.js';
+import { HOP_BY_HOP, applyOps, hashKey, matchRoute, responseHeaders } from './route-match.js';
+import { createExchangeLog } from './router-telemetry.js';
+import type { Exchange } from './router-telemetry.js';
+import { headerOf, pipeBody, retriable, sendUpstream } from './upstream-send.js';
+import type { BodySink, Outcome, Replay } from './upstream-send.js';
 
 /** What the router knows about the downstream connection a request came on. */
 export interface DownstreamInfo {
@@ -49,120 +54,9 @@ export interface RouterEnv {
 
 /** Request bodies up to this size are buffered so that retries and mirrors can replay them. */
 const MAX_REPLAY_BODY = 64 * 1024;
-// http2-settings only ever travels with an h2c upgrade, which the proxy ignores.
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authorization', 'proxy-authenticate', 'http2-settings']);
-
-type Outcome =
-  | { kind: 'response'; status: number; rawHeaders: string[]; host: UpstreamHost; peerId?: string | undefined; exchange: ExchangeHandle; body: (sink: BodySink) => void; done: () => void; grpcStatus?: string | undefined }
-  | { kind: 'upgrade'; rawHeaders: string[]; peerId?: string | undefined; sock: UpstreamSocket; rest: Buffer; done: () => void }
-  | { kind: 'connect-failure'; reason: string; transport?: string | undefined }
-  | { kind: 'reset'; remote?: boolean }
-  | { kind: 'stale' }
-  | { kind: 'timeout' };
-
-/** Where an upstream response body goes once the router decided to forward it. */
-interface BodySink {
-  data(chunk: Buffer, last: boolean): boolean;
-  trailers(raw: string[]): void;
-  end(): void;
-  error(): void;
-}
-
-interface Exchange {
-  start: number;
-  startWall: number;
-  method: string;
-  path: string;
-  authority: string;
-  flags: string[];
-  route?: CompiledRoute;
-  clusterName?: string;
-  host?: UpstreamHost;
-  peerId?: string | undefined;
-  upstreamLocal?: string | null;
-  failureReason?: string;
-  requestId: string;
-  protocol: string;
-  grpc: boolean;
-  /** grpc-status of the response (headers of a trailers-only response, else trailers). */
-  grpcStatus?: string | undefined;
-  bytesIn: number;
-  bytesOut: number;
-  status: number;
-}
 
 export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: DownstreamResponse, down: DownstreamInfo) => void {
-  function logExchange(x: Exchange, req: DownstreamRequest, down: DownstreamInfo): void {
-    const duration = env.clock.now() - x.start;
-    const flags = x.flags.length ? [...new Set(x.flags)].join(',') : '-';
-    if (env.log) {
-      env.log({
-        start_time: new Date(x.startWall).toISOString(),
-        method: x.method,
-        path: x.path,
-        protocol: x.protocol,
-        response_code: x.status,
-        response_flags: flags,
-        bytes_received: x.bytesIn,
-        bytes_sent: x.bytesOut,
-        duration,
-        upstream_host: x.host ? formatAddress(x.host.address, x.host.port) : null,
-        upstream_cluster: x.clusterName ?? null,
-        upstream_local_address: x.upstreamLocal ?? null,
-        downstream_local_address: down.localAddress,
-        downstream_remote_address: down.remoteAddress,
-        requested_server_name: down.requestedServerName ?? null,
-        authority: x.authority || null,
-        user_agent: (req.headers['user-agent'] as string | undefined) ?? null,
-        request_id: x.requestId,
-        route_name: x.route?.name || null,
-        upstream_transport_failure_reason: x.failureReason ?? null,
-      });
-    }
-    if (env.metrics) env.metrics.recordRequest(labels(x, down, flags), { durationMs: duration, requestBytes: x.bytesIn, responseBytes: x.bytesOut });
-  }
-
-  function labels(x: Exchange, down: DownstreamInfo, flags: string): RequestLabels {
-    const me = env.identity;
-    const svc = x.clusterName ? env.cluster(x.clusterName)?.settings.service : undefined;
-    const wl = x.host?.spec.workload?.split(';');
-    const peerNs = down.peerId?.split('/ns/')[1]?.split('/')[0];
-    if (down.inbound) {
-      return {
-        reporter: 'destination',
-        source_principal: down.peerId ?? 'unknown',
-        source_workload_namespace: peerNs ?? 'unknown',
-        destination_workload: me.workload,
-        destination_workload_namespace: me.namespace,
-        destination_principal: env.spiffeId() ?? 'unknown',
-        destination_cluster: me.cluster,
-        request_protocol: x.grpc ? 'grpc' : 'http',
-        response_code: x.status,
-        grpc_response_status: x.grpcStatus,
-        response_flags: flags,
-        connection_security_policy: down.tls ? 'mutual_tls' : 'none',
-      };
-    }
-    return {
-      reporter: 'source',
-      source_workload: me.workload,
-      source_workload_namespace: me.namespace,
-      source_principal: env.spiffeId() ?? 'unknown',
-      source_cluster: me.cluster,
-      destination_service: svc?.host ?? 'unknown',
-      destination_service_name: svc?.name ?? 'unknown',
-      destination_service_namespace: svc?.namespace ?? 'unknown',
-      destination_workload: wl?.[0] || 'unknown',
-      destination_workload_namespace: wl?.[1] || 'unknown',
-      destination_principal: x.peerId ?? 'unknown',
-      destination_cluster: x.host?.spec.cluster ?? 'unknown',
-      request_protocol: x.grpc ? 'grpc' : 'http',
-      response_code: x.status,
-      grpc_response_status: x.grpcStatus,
-      response_flags: flags,
-      connection_security_policy: 'unknown',
-    };
-  }
+  const logExchange = createExchangeLog(env);
 
   function localReply(x: Exchange, res: DownstreamResponse, status: number, flag: string | undefined, body: string, extra?: Record<string, string>): void {
     if (flag) x.flags.push(flag);
@@ -642,166 +536,3 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
   }
 }
 
-/** Response headers for the client: the upstream's minus hop-by-hop, then the response header ops. */
-function responseHeaders(raw: readonly string[], responseOps: ReadonlyArray<HeaderOps | undefined>): http.OutgoingHttpHeaders {
-  const out: http.OutgoingHttpHeaders = {};
-  for (let i = 0; i < raw.length; i += 2) {
-    const k = raw[i]!.toLowerCase();
-    if (HOP_BY_HOP.has(k)) continue;
-    const prev = out[k];
-    if (prev === undefined) out[k] = raw[i + 1]!;
-    else if (Array.isArray(prev)) prev.push(raw[i + 1]!);
-    else out[k] = [prev as string, raw[i + 1]!];
-  }
-  for (const ops of responseOps) if (ops) applyOps(out, ops);
-  return out;
-}
-
-/** A streamed request body's copy for retries; dropped (undefined) once it outgrows MAX_REPLAY_BODY. */
-interface Replay {
-  chunks: Buffer[] | undefined;
-}
-
-/**
- * One request upstream over the cluster's protocol: an HTTP/2 stream, or an HTTP/1.1 head written here (a
- * streamed body of unknown length goes chunked). Throws, before anything is sent, on an invalid method,
- * path or header.
- */
-function sendUpstream(
-  cluster: ClusterRuntime,
-  host: UpstreamHost,
-  req: DownstreamRequest,
-  path: string,
-  headers: http.OutgoingHttpHeaders,
-  body: Buffer | undefined,
-  stream: boolean,
-  events: ExchangeEvents,
-): ExchangeHandle {
-  const method = req.method;
-  if (cluster.settings.http2) {
-    const te = req.headers.te;
-    return host.http2().request({ method, path, headers, body, streaming: stream, trailers: te !== undefined && te.includes('trailers') }, events);
-  }
-  const chunked = stream && headers['content-length'] === undefined;
-  const head = buildRequestHead(method, path, headers, chunked);
-  return host.http1().request({ head, body, streaming: stream ? { chunked } : undefined, noResponseBody: method === 'HEAD', upgrade: req.upgrade !== undefined }, events);
-}
-
-function headerOf(raw: readonly string[], name: string): string | undefined {
-  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === name.length && raw[i]!.toLowerCase() === name) return raw[i + 1];
-  return undefined;
-}
-
-/** Streams a request body the router could not buffer, with backpressure from the upstream connection. */
-function pipeBody(req: DownstreamRequest, up: ExchangeHandle): void {
-  const onData = (c: Buffer): void => {
-    if (!up.write(c)) {
-      req.pause();
-      up.onDrain(() => req.resume());
-    }
-  };
-  req.on('data', onData);
-  req.once('end', () => up.finish());
-  if (req.readableEnded) up.finish();
-  else req.resume();
-}
-
-/** gRPC status codes the retry_on conditions name. */
-const GRPC_CANCELLED = '1';
-const GRPC_DEADLINE_EXCEEDED = '4';
-const GRPC_RESOURCE_EXHAUSTED = '8';
-const GRPC_UNAVAILABLE = '14';
-
-function retriable(p: RetryPolicy, o: Outcome, status: number, grpcStatus: string | undefined): boolean {
-  switch (o.kind) {
-    case 'connect-failure':
-      return p.connectFailure || p.on5xx || p.gatewayError;
-    case 'reset':
-    case 'stale':
-      return p.reset || p.on5xx;
-    case 'timeout':
-      return p.on5xx || p.gatewayError;
-    case 'upgrade':
-      return false;
-    case 'response':
-      if (status >= 500 && p.on5xx) return true;
-      if ((status === 502 || status === 503 || status === 504) && p.gatewayError) return true;
-      if (status === 409 && p.retriable4xx) return true;
-      if (grpcStatus !== undefined) {
-        if ((grpcStatus === GRPC_UNAVAILABLE && p.unavailable) || (grpcStatus === GRPC_CANCELLED && p.cancelled)) return true;
-        if ((grpcStatus === GRPC_DEADLINE_EXCEEDED && p.deadlineExceeded) || (grpcStatus === GRPC_RESOURCE_EXHAUSTED && p.resourceExhausted)) return true;
-      }
-      return p.retriableCodes.has(status);
-  }
-}
-
-function applyOps(h: http.OutgoingHttpHeaders, ops: HeaderOps): void {
-  for (const r of ops.remove) delete h[r];
-  for (const a of ops.add) {
-    const prev = h[a.key];
-    if (a.append && prev !== undefined) h[a.key] = Array.isArray(prev) ? [...prev, a.value] : `${prev as string},${a.value}`;
-    else h[a.key] = a.value;
-  }
-}
-
-function headerValue(req: RequestHead, name: string, path: string, authority: string): string | undefined {
-  if (name.charCodeAt(0) === 58 /* : */) {
-    if (name === ':method') return req.method;
-    if (name === ':authority') return authority;
-    if (name === ':path') return path;
-    if (name === ':scheme') return 'http';
-  }
-  const v = req.headers[name];
-  return Array.isArray(v) ? v.join(',') : v;
-}
-
-/** What route matching reads of a request. */
-type RequestHead = Pick<DownstreamRequest, 'method' | 'headers'>;
-
-/** First route that matches, in order, as Envoy evaluates them. */
-export function matchRoute(routes: readonly CompiledRoute[], req: RequestHead, path: string, query: string, authority: string): CompiledRoute | undefined {
-  let params: URLSearchParams | undefined;
-  outer: for (const r of routes) {
-    const p = r.caseSensitive ? path : path.toLowerCase();
-    if (r.kind === 'prefix') {
-      if (!p.startsWith(r.value)) continue;
-    } else if (r.kind === 'path') {
-      if (p !== r.value) continue;
-    } else if (!r.regex || !r.regex.test(path)) continue;
-    for (const h of r.headers) {
-      const v = headerValue(req, h.name, path, authority);
-      const ok = h.present !== undefined ? (v !== undefined) === h.present : v !== undefined && (h.match ? h.match(v) : true);
-      if (ok === h.invert) continue outer;
-    }
-    for (const qm of r.query) {
-      params ??= new URLSearchParams(query);
-      const v = params.get(qm.name);
-      const ok = qm.present !== undefined ? (v !== null) === qm.present : v !== null && (qm.match ? qm.match(v) : true);
-      if (!ok) continue outer;
-    }
-    return r;
-  }
-  return undefined;
-}
-
-function hashKey(hp: CompiledRoute['action'] extends infer A ? (A extends { hash: Array<infer H> } ? H : never) : never, req: DownstreamRequest, down: DownstreamInfo, pathAndQuery: string, q: number): string | undefined {
-  switch (hp.kind) {
-    case 'header': {
-      const v = req.headers[hp.name];
-      return Array.isArray(v) ? v.join(',') : v;
-    }
-    case 'cookie': {
-      const c = req.headers.cookie;
-      if (!c) return undefined;
-      for (const part of c.split(';')) {
-        const eq = part.indexOf('=');
-        if (eq > 0 && part.slice(0, eq).trim() === hp.name) return part.slice(eq + 1).trim();
-      }
-      return undefined;
-    }
-    case 'source-ip':
-      return down.remoteIp;
-    case 'query':
-      return q < 0 ? undefined : new URLSearchParams(pathAndQuery.slice(q + 1)).get(hp.name) ?? undefined;
-  }
-}

@@ -4,7 +4,7 @@ import { Problems } from './config-util.js';
 import { compileRouteTable, compileUpgrades, selectVirtualHost } from './compile-routes.js';
 import type { HttpChainFilter } from './compile-listeners.js';
 import { tunnelIdleTimeoutMs, upgradeAllowed } from './upgrade.js';
-import { matchRoute } from './http-router.js';
+import { matchRoute } from './route-match.js';
 import { compileState, EMPTY_CONFIG } from './config.js';
 
 const req = (method: string, headers: Record<string, string>) => ({ method, headers });

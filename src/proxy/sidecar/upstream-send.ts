@@ -1,0 +1,106 @@
+/**
+ * The router's side of one upstream attempt: what can come of it, the request sent over the cluster's
+ * protocol (HTTP/1.1 pool or HTTP/2 session), a streamed body piped with backpressure, and which outcomes
+ * a retry policy retries.
+ */
+import type http from 'node:http';
+import { buildRequestHead } from '../upstream/index.js';
+import type { ClusterRuntime, ExchangeEvents, ExchangeHandle, UpstreamHost, UpstreamSocket } from '../upstream/index.js';
+import type { RetryPolicy } from './compile-routes.js';
+import type { ServerRequest as DownstreamRequest } from './exchange.js';
+
+/** How one attempt ended. */
+export type Outcome =
+  | { kind: 'response'; status: number; rawHeaders: string[]; host: UpstreamHost; peerId?: string | undefined; exchange: ExchangeHandle; body: (sink: BodySink) => void; done: () => void; grpcStatus?: string | undefined }
+  | { kind: 'upgrade'; rawHeaders: string[]; peerId?: string | undefined; sock: UpstreamSocket; rest: Buffer; done: () => void }
+  | { kind: 'connect-failure'; reason: string; transport?: string | undefined }
+  | { kind: 'reset'; remote?: boolean }
+  | { kind: 'stale' }
+  | { kind: 'timeout' };
+
+/** Where an upstream response body goes once the router decided to forward it. */
+export interface BodySink {
+  data(chunk: Buffer, last: boolean): boolean;
+  trailers(raw: string[]): void;
+  end(): void;
+  error(): void;
+}
+
+/** A streamed request body's copy for retries; dropped (undefined) once it outgrows MAX_REPLAY_BODY. */
+export interface Replay {
+  chunks: Buffer[] | undefined;
+}
+
+/**
+ * One request upstream over the cluster's protocol: an HTTP/2 stream, or an HTTP/1.1 head written here (a
+ * streamed body of unknown length goes chunked). Throws, before anything is sent, on an invalid method,
+ * path or header.
+ */
+export function sendUpstream(
+  cluster: ClusterRuntime,
+  host: UpstreamHost,
+  req: DownstreamRequest,
+  path: string,
+  headers: http.OutgoingHttpHeaders,
+  body: Buffer | undefined,
+  stream: boolean,
+  events: ExchangeEvents,
+): ExchangeHandle {
+  const method = req.method;
+  if (cluster.settings.http2) {
+    const te = req.headers.te;
+    return host.http2().request({ method, path, headers, body, streaming: stream, trailers: te !== undefined && te.includes('trailers') }, events);
+  }
+  const chunked = stream && headers['content-length'] === undefined;
+  const head = buildRequestHead(method, path, headers, chunked);
+  return host.http1().request({ head, body, streaming: stream ? { chunked } : undefined, noResponseBody: method === 'HEAD', upgrade: req.upgrade !== undefined }, events);
+}
+
+export function headerOf(raw: readonly string[], name: string): string | undefined {
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === name.length && raw[i]!.toLowerCase() === name) return raw[i + 1];
+  return undefined;
+}
+
+/** Streams a request body the router could not buffer, with backpressure from the upstream connection. */
+export function pipeBody(req: DownstreamRequest, up: ExchangeHandle): void {
+  const onData = (c: Buffer): void => {
+    if (!up.write(c)) {
+      req.pause();
+      up.onDrain(() => req.resume());
+    }
+  };
+  req.on('data', onData);
+  req.once('end', () => up.finish());
+  if (req.readableEnded) up.finish();
+  else req.resume();
+}
+
+/** gRPC status codes the retry_on conditions name. */
+const GRPC_CANCELLED = '1';
+const GRPC_DEADLINE_EXCEEDED = '4';
+const GRPC_RESOURCE_EXHAUSTED = '8';
+const GRPC_UNAVAILABLE = '14';
+
+export function retriable(p: RetryPolicy, o: Outcome, status: number, grpcStatus: string | undefined): boolean {
+  switch (o.kind) {
+    case 'connect-failure':
+      return p.connectFailure || p.on5xx || p.gatewayError;
+    case 'reset':
+    case 'stale':
+      return p.reset || p.on5xx;
+    case 'timeout':
+      return p.on5xx || p.gatewayError;
+    case 'upgrade':
+      return false;
+    case 'response':
+      if (status >= 500 && p.on5xx) return true;
+      if ((status === 502 || status === 503 || status === 504) && p.gatewayError) return true;
+      if (status === 409 && p.retriable4xx) return true;
+      if (grpcStatus !== undefined) {
+        if ((grpcStatus === GRPC_UNAVAILABLE && p.unavailable) || (grpcStatus === GRPC_CANCELLED && p.cancelled)) return true;
+        if ((grpcStatus === GRPC_DEADLINE_EXCEEDED && p.deadlineExceeded) || (grpcStatus === GRPC_RESOURCE_EXHAUSTED && p.resourceExhausted)) return true;
+      }
+      return p.retriableCodes.has(status);
+  }
+}
+
