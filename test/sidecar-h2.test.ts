@@ -45,7 +45,11 @@ const virtualServices = [
 ];
 
 // HTTP/1.1 app, HTTP/2 between the sidecars (Istio's h2UpgradePolicy).
-const destinationRules = [destinationRule(NS, 'web', { host: 'web', trafficPolicy: { connectionPool: { http: { h2UpgradePolicy: 'UPGRADE' } } } })];
+const destinationRules = [
+  destinationRule(NS, 'web', { host: 'web', trafficPolicy: { connectionPool: { http: { h2UpgradePolicy: 'UPGRADE' } } } }),
+  // One connection, one pending request: HTTP/2 still multiplexes any number of streams over it.
+  destinationRule(NS, 'h2app', { host: 'h2app', trafficPolicy: { connectionPool: { tcp: { maxConnections: 1 }, http: { http1MaxPendingRequests: 1 } } } }),
+];
 
 const bytes = (b: Buffer): Buffer => b;
 const method = (path: string, responseStream: boolean) => ({
@@ -160,6 +164,13 @@ describe('sidecar HTTP/2 and gRPC', () => {
         st.respond({ ':status': 200 }, { waitForTrailers: true });
         st.once('wantTrailers', () => st.sendTrailers({ 'x-checksum': 'abc' }));
         st.end('body then trailers');
+        return;
+      }
+      if (path === '/slow') {
+        setTimeout(() => {
+          st.respond({ ':status': 200 });
+          st.end('slow');
+        }, 150);
         return;
       }
       st.respond({ ':status': 200, 'x-app-protocol': 'h2' });
@@ -316,6 +327,14 @@ describe('sidecar HTTP/2 and gRPC', () => {
     assert.equal(h1.headers['x-app-protocol'], 'h2');
     assert.equal(h1.body, 'h2app saw GET /x authority=h2app.h2:8081');
     assert.equal(clientLog.records.at(-1)!.protocol, 'HTTP/1.1');
+  });
+
+  test('maxConnections 1 on an HTTP/2 cluster multiplexes concurrent requests over it instead of overflowing (UO)', async () => {
+    const all = await Promise.all(Array.from({ length: 6 }, () => h2Request({ ':method': 'GET', ':path': '/slow', ':authority': 'h2app.h2:8081' })));
+    assert.deepEqual(
+      all.map((r) => `${r.headers[':status']} ${r.body}`),
+      Array.from({ length: 6 }, () => '200 slow'),
+    );
   });
 
   test('HTTP/2 trailers reach an HTTP/1.1 client in the last chunk; an app that sends GOAWAY after each stream costs no request', async () => {

@@ -311,7 +311,10 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
 
     const attempt = (sameHost?: UpstreamHost): void => {
       if (finished) return;
-      if (cluster.active >= s.maxRequests || cluster.active >= s.maxConnections + s.maxPendingRequests) {
+      // HTTP/1.1 carries one request per connection, so what does not fit in the connections and the pending
+      // queue overflows; HTTP/2 multiplexes, so only max_requests bounds it (streams beyond the peer's limit
+      // queue in the pool).
+      if (cluster.active >= s.maxRequests || (!s.http2 && cluster.active >= s.maxConnections + s.maxPendingRequests)) {
         finish();
         return localReply(x, res, 503, 'UO', 'upstream connect error or disconnect/reset before headers. reset reason: overflow');
       }
