@@ -9,6 +9,14 @@ import { compileState, EMPTY_CONFIG } from './config.js';
 
 const req = (method: string, headers: Record<string, string>) => ({ method, headers });
 
+/** A route table with one virtual host for every domain; fails the test on any config problem. */
+function catchAllTable(routes: unknown[]): ReturnType<typeof compileRouteTable> {
+  const p = new Problems();
+  const t = compileRouteTable({ name: 'r', virtual_hosts: [{ name: 'v', domains: ['*'], routes }] }, p);
+  assert.deepEqual(p.list, []);
+  return t;
+}
+
 test('virtual hosts: exact, then longest suffix wildcard, then prefix wildcard, then *', () => {
   const p = new Problems();
   const t = compileRouteTable(
@@ -35,29 +43,15 @@ test('virtual hosts: exact, then longest suffix wildcard, then prefix wildcard, 
 });
 
 test('routes: path specifiers, case, headers (present, invert, regex), query parameters, first match wins', () => {
-  const p = new Problems();
-  const t = compileRouteTable(
-    {
-      name: 'r',
-      virtual_hosts: [
-        {
-          name: 'v',
-          domains: ['*'],
-          routes: [
-            { name: 'exact', match: { path: '/exact' }, route: { cluster: 'a' } },
-            { name: 'nocase', match: { prefix: '/CaSe', case_sensitive: {} }, route: { cluster: 'a' } },
-            { name: 'regex', match: { safe_regex: { regex: '/items/[0-9]+' } }, route: { cluster: 'a' } },
-            { name: 'hdr', match: { prefix: '/h', headers: [{ name: 'x-a', string_match: { exact: 'yes' } }, { name: 'x-b', present_match: true, invert_match: true }] }, route: { cluster: 'a' } },
-            { name: 'method', match: { prefix: '/m', headers: [{ name: ':method', string_match: { exact: 'POST' } }] }, route: { cluster: 'a' } },
-            { name: 'query', match: { prefix: '/q', query_parameters: [{ name: 'v', string_match: { prefix: '2' } }] }, route: { cluster: 'a' } },
-            { name: 'fallback', match: { prefix: '/' }, route: { cluster: 'b' } },
-          ],
-        },
-      ],
-    },
-    p,
-  );
-  assert.deepEqual(p.list, []);
+  const t = catchAllTable([
+    { name: 'exact', match: { path: '/exact' }, route: { cluster: 'a' } },
+    { name: 'nocase', match: { prefix: '/CaSe', case_sensitive: {} }, route: { cluster: 'a' } },
+    { name: 'regex', match: { safe_regex: { regex: '/items/[0-9]+' } }, route: { cluster: 'a' } },
+    { name: 'hdr', match: { prefix: '/h', headers: [{ name: 'x-a', string_match: { exact: 'yes' } }, { name: 'x-b', present_match: true, invert_match: true }] }, route: { cluster: 'a' } },
+    { name: 'method', match: { prefix: '/m', headers: [{ name: ':method', string_match: { exact: 'POST' } }] }, route: { cluster: 'a' } },
+    { name: 'query', match: { prefix: '/q', query_parameters: [{ name: 'v', string_match: { prefix: '2' } }] }, route: { cluster: 'a' } },
+    { name: 'fallback', match: { prefix: '/' }, route: { cluster: 'b' } },
+  ]);
   const routes = t.any!.routes;
   const m = (path: string, headers: Record<string, string> = {}, method = 'GET', query = '') => matchRoute(routes, req(method, headers), path, query, 'h')?.name;
   assert.equal(m('/exact'), 'exact');
@@ -96,25 +90,11 @@ test('bad config becomes problems naming resource and field, never a throw', () 
 });
 
 test('upgrades: a route naming the type decides, else the connection manager must enable it; idle timeout from route or HCM', () => {
-  const p = new Problems();
-  const t = compileRouteTable(
-    {
-      name: 'r',
-      virtual_hosts: [
-        {
-          name: 'v',
-          domains: ['*'],
-          routes: [
-            { name: 'off', match: { prefix: '/off' }, route: { cluster: 'c', upgrade_configs: [{ upgrade_type: 'WebSocket', enabled: {} }] } },
-            { name: 'on', match: { prefix: '/on' }, route: { cluster: 'c', upgrade_configs: [{ upgrade_type: 'spdy/3.1' }], idle_timeout: { seconds: 2 } } },
-            { name: 'plain', match: { prefix: '/' }, route: { cluster: 'c' } },
-          ],
-        },
-      ],
-    },
-    p,
-  );
-  assert.deepEqual(p.list, []);
+  const t = catchAllTable([
+    { name: 'off', match: { prefix: '/off' }, route: { cluster: 'c', upgrade_configs: [{ upgrade_type: 'WebSocket', enabled: {} }] } },
+    { name: 'on', match: { prefix: '/on' }, route: { cluster: 'c', upgrade_configs: [{ upgrade_type: 'spdy/3.1' }], idle_timeout: { seconds: 2 } } },
+    { name: 'plain', match: { prefix: '/' }, route: { cluster: 'c' } },
+  ]);
   const route = (name: string) => t.any!.routes.find((r) => r.name === name)!;
   const hcm = (upgrades: Array<[string, boolean]>, streamIdleTimeoutMs = 300_000): HttpChainFilter => ({ kind: 'http', statPrefix: '', fault: false, xfcc: false, upgrades: new Map(upgrades), streamIdleTimeoutMs, codec: 'AUTO' });
   const allows = hcm([['websocket', true]]);
