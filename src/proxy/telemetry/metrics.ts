@@ -47,7 +47,11 @@ export const SIZE_BUCKETS_BYTES = [1, 10, 100, 1000, 10000, 100000, 1000000, 100
 
 /** The proxy's view of the metrics: record functions only; the Prometheus objects stay inside. */
 export interface MeshMetrics {
-  /** One finished HTTP request: counts it and observes its duration and body sizes. */
+  /**
+   * One finished HTTP request: counts it and observes its duration and body sizes. The series key of a
+   * labels object is remembered by identity, so a caller may pass the same object again (cheaper) but must
+   * not change it after the first call.
+   */
   recordRequest(labels: RequestLabels, sample: { durationMs: number; requestBytes: number; responseBytes: number }): void;
   tcpOpened(labels: TcpLabels): void;
   tcpClosed(labels: TcpLabels): void;
@@ -103,12 +107,8 @@ function seriesFor(
   defaults: readonly string[],
   labels: Partial<Record<string, string | number | undefined>>,
   slots: number,
+  key = seriesKey(names, defaults, labels),
 ): Series {
-  let key = '';
-  for (let i = 0; i < names.length; i++) {
-    const v = labels[names[i]!];
-    key += keyPart(v === undefined || v === '' ? defaults[i]! : typeof v === 'string' ? v : String(v));
-  }
   const found = table.get(key);
   if (found) return found;
   const out: Record<string, string> = {};
@@ -117,6 +117,15 @@ function seriesFor(
     out[names[i]!] = v === undefined || v === '' ? defaults[i]! : String(v);
   }
   return table.add(key, Object.freeze(out), slots);
+}
+
+function seriesKey(names: readonly string[], defaults: readonly string[], labels: Partial<Record<string, string | number | undefined>>): string {
+  let key = '';
+  for (let i = 0; i < names.length; i++) {
+    const v = labels[names[i]!];
+    key += keyPart(v === undefined || v === '' ? defaults[i]! : typeof v === 'string' ? v : String(v));
+  }
+  return key;
 }
 
 /** Registers Istio's standard metrics in `registry` (once per registry) and returns the recorder. */
@@ -131,6 +140,8 @@ export function createMeshMetrics(registry: Registry, options: MeshMetricsOption
 
   // Request series layout: the count, then the duration, request size and response size histograms.
   const requestTable = createSeriesTable(maxSeries);
+  /** Series keys of label objects seen before (see recordRequest). */
+  const requestKeys = new WeakMap<RequestLabels, string>();
   const DURATION = 1;
   const REQUEST_SIZE = DURATION + histogramSlots(DURATION_BUCKETS_MS);
   const RESPONSE_SIZE = REQUEST_SIZE + histogramSlots(SIZE_BUCKETS_BYTES);
@@ -192,7 +203,12 @@ export function createMeshMetrics(registry: Registry, options: MeshMetricsOption
       clusters = source;
     },
     recordRequest(labels, sample) {
-      const v = seriesFor(requestTable, requestLabels, requestDefaults, labels, requestSlots).values;
+      let key = requestKeys.get(labels);
+      if (key === undefined) {
+        key = seriesKey(requestLabels, requestDefaults, labels);
+        requestKeys.set(labels, key);
+      }
+      const v = seriesFor(requestTable, requestLabels, requestDefaults, labels, requestSlots, key).values;
       v[0]!++;
       observeInto(v, DURATION, DURATION_BUCKETS_MS, sample.durationMs);
       observeInto(v, REQUEST_SIZE, SIZE_BUCKETS_BYTES, sample.requestBytes);

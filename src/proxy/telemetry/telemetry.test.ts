@@ -159,3 +159,20 @@ test('metric series are bounded: a flood of one-off label sets cannot grow them,
   assert.deepEqual([table.size, table.evicted, table.get('a') !== undefined, table.get('b')], [2, 1, true, undefined]);
   assert.throws(() => createSeriesTable(0), /maxSeries: must be a positive integer/);
 });
+
+test('a labels object passed again reuses its series, equal labels in another object share it, and an evicted one comes back', async () => {
+  const registry = new Registry();
+  const metrics = createMeshMetrics(registry, { maxSeries: 1 });
+  const sample = { durationMs: 1, requestBytes: 0, responseBytes: 1 };
+  const a = { reporter: 'source', destination_service: 'a', response_code: 200 };
+  metrics.recordRequest(a, sample);
+  metrics.recordRequest(a, sample);
+  metrics.recordRequest({ ...a }, sample);
+  const count = async (svc: string) => (await registry.getSingleMetric('istio_requests_total')!.get()).values.find((v) => v.labels.destination_service === svc)?.value;
+  assert.equal(await count('a'), 3);
+  metrics.recordRequest({ ...a, destination_service: 'b' }, sample);
+  assert.equal(await count('a'), undefined, 'evicted by b (the table holds one series)');
+  metrics.recordRequest(a, sample);
+  assert.equal(await count('a'), 1, 'the remembered key finds no series and starts a new one');
+  assert.equal(await count('b'), undefined);
+});
