@@ -384,9 +384,9 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
       x.peerId = o.peerId;
       x.status = o.status;
       x.grpcStatus = o.grpcStatus;
-      const out = responseHeaders(o.rawHeaders, responseOps);
       try {
-        res.writeHead(x.status, out);
+        if (res.writeHeadRaw && !responseOps.some((ops) => ops && (ops.add.length > 0 || ops.remove.length > 0))) res.writeHeadRaw(x.status, o.rawHeaders, HOP_BY_HOP);
+        else res.writeHead(x.status, responseHeaders(o.rawHeaders, responseOps));
       } catch {
         // A header node refuses to send (invalid characters from the upstream or a header op).
         o.exchange.abort();

@@ -7,7 +7,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type net from 'node:net';
-import { appendHeaderLines, chunkSize, joinHead } from '../upstream/index.js';
+import { appendHeaderLine, appendHeaderLines, chunkSize, joinHead } from '../upstream/index.js';
 import type { OutgoingHeaders } from '../upstream/index.js';
 import type { ServerRequest, ServerResponse } from './exchange.js';
 
@@ -125,12 +125,33 @@ export class DownstreamResponse extends EventEmitter implements ServerResponse {
   /** Validates and stores the head; it goes out with the first body bytes. Throws on invalid headers. */
   writeHead(status: number, headers: OutgoingHeaders): this {
     if (this.headersSent || this.head) throw new Error('headers already written');
-    const noBody = this.req.method === 'HEAD' || status === 204 || status === 304 || (status >= 100 && status < 200);
-    let head = `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Unknown'}\r\n`;
-    head = appendHeaderLines(head, headers, HOP_BY_HOP_OUT);
+    const head = appendHeaderLines(statusLine(status), headers, HOP_BY_HOP_OUT);
     if (headers.connection === 'close') this.conn.keepAlive = false;
-    if (headers.date === undefined) head += `date: ${httpDate()}\r\n`;
-    const hasLength = headers['content-length'] !== undefined;
+    return this.finishHead(status, head, headers['content-length'] !== undefined, headers.date !== undefined);
+  }
+
+  /**
+   * writeHead from a name/value list as received (an upstream's response head) when there is nothing to
+   * change in it: no header object is built in between. Lowercase names in `skip` are dropped.
+   */
+  writeHeadRaw(status: number, raw: readonly string[], skip: ReadonlySet<string>): this {
+    if (this.headersSent || this.head) throw new Error('headers already written');
+    let head = statusLine(status);
+    let hasLength = false;
+    let hasDate = false;
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i]!.toLowerCase();
+      if (skip.has(name) || HOP_BY_HOP_OUT.has(name)) continue;
+      head = appendHeaderLine(head, name, raw[i + 1]!);
+      if (name === 'content-length') hasLength = true;
+      else if (name === 'date') hasDate = true;
+    }
+    return this.finishHead(status, head, hasLength, hasDate);
+  }
+
+  private finishHead(status: number, head: string, hasLength: boolean, hasDate: boolean): this {
+    const noBody = this.req.method === 'HEAD' || status === 204 || status === 304 || (status >= 100 && status < 200);
+    if (!hasDate) head += `date: ${httpDate()}\r\n`;
     if (!noBody && !hasLength) {
       if (this.req.httpVersion === '1.1') {
         this.chunked = true;
@@ -238,6 +259,8 @@ export class DownstreamResponse extends EventEmitter implements ServerResponse {
 }
 
 const HOP_BY_HOP_OUT = new Set(['connection', 'transfer-encoding', 'keep-alive']);
+
+const statusLine = (status: number): string => `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Unknown'}\r\n`;
 
 /** Whether a comma-separated header value (lowercased) lists `token`. */
 function hasToken(value: string, token: string): boolean {

@@ -84,19 +84,17 @@ export function appendHeaderLines(head: string, headers: OutgoingHeaders, skip?:
   for (const name in headers) {
     const v = headers[name];
     if (v === undefined || skip?.has(name)) continue;
-    if (!TOKEN.test(name)) throw new Error(`invalid header name ${JSON.stringify(name)}`);
-    if (typeof v === 'object') {
-      for (const one of v) {
-        if (BAD_VALUE.test(one)) throw new Error(`invalid value for header "${name}"`);
-        head += `${name}: ${one}\r\n`;
-      }
-    } else {
-      const one = typeof v === 'number' ? String(v) : v;
-      if (BAD_VALUE.test(one)) throw new Error(`invalid value for header "${name}"`);
-      head += `${name}: ${one}\r\n`;
-    }
+    if (typeof v === 'object') for (const one of v) head = appendHeaderLine(head, name, one);
+    else head = appendHeaderLine(head, name, typeof v === 'number' ? String(v) : v);
   }
   return head;
+}
+
+/** Appends one `name: value` line; throws on a bad name or CR/LF/NUL in the value. */
+export function appendHeaderLine(head: string, name: string, value: string): string {
+  if (!TOKEN.test(name)) throw new Error(`invalid header name ${JSON.stringify(name)}`);
+  if (BAD_VALUE.test(value)) throw new Error(`invalid value for header "${name}"`);
+  return head + name + ': ' + value + '\r\n';
 }
 
 /** The request head for headers the router assembled; throws on a bad method or path as well. */
