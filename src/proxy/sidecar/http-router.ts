@@ -21,7 +21,7 @@ import type { ServerRequest as DownstreamRequest, ServerResponse as DownstreamRe
 import type { HttpChainFilter } from './compile-listeners.js';
 import type { DownstreamResponse as Http1Response } from './http1-server.js';
 import { runTunnel, tunnelIdleTimeoutMs, upgradeAllowed } from './upgrade.js';
-import { HOP_BY_HOP, applyOps, hashKey, matchRoute, responseHeaders } from './route-match.js';
+import { HOP_BY_HOP, anyOps, applyOps, hashKey, matchRoute, responseHeaders } from './route-match.js';
 import { createExchangeLog } from './router-telemetry.js';
 import type { Exchange } from './router-telemetry.js';
 import { headerOf, pipeBody, retriable, sendUpstream } from './upstream-send.js';
@@ -385,7 +385,7 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
       x.status = o.status;
       x.grpcStatus = o.grpcStatus;
       try {
-        if (res.writeHeadRaw && !responseOps.some((ops) => ops && (ops.add.length > 0 || ops.remove.length > 0))) res.writeHeadRaw(x.status, o.rawHeaders, HOP_BY_HOP);
+        if (res.writeHeadRaw && !anyOps(responseOps)) res.writeHeadRaw(x.status, o.rawHeaders, HOP_BY_HOP);
         else res.writeHead(x.status, responseHeaders(o.rawHeaders, responseOps));
       } catch {
         // A header node refuses to send (invalid characters from the upstream or a header op).

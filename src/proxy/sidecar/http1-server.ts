@@ -348,9 +348,7 @@ export class Http1ServerConnection {
 
   /** @internal Stops serving HTTP on this connection (it became a tunnel); returns the unparsed bytes. */
   detach(): Buffer {
-    this.dead = true;
-    for (const [event, fn] of Object.entries(this.listeners)) this.sock.off(event, fn);
-    this.sock.setTimeout(0);
+    this.release();
     const rest = this.buf ?? this.unparsed ?? Buffer.alloc(0);
     this.buf = undefined;
     this.unparsed = undefined;
@@ -370,12 +368,17 @@ export class Http1ServerConnection {
       this.buf = buf;
       return true;
     }
-    this.dead = true;
-    for (const [event, fn] of Object.entries(this.listeners)) this.sock.off(event, fn);
-    this.sock.setTimeout(0);
+    this.release();
     this.sock.pause();
     this.hooks.http2!(buf);
     return true;
+  }
+
+  /** Lets go of the socket: no listeners, no idle timeout, nothing more parsed. */
+  private release(): void {
+    this.dead = true;
+    for (const [event, fn] of Object.entries(this.listeners)) this.sock.off(event, fn);
+    this.sock.setTimeout(0);
   }
 
   /** @internal */

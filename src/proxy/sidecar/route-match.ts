@@ -25,6 +25,12 @@ export function responseHeaders(raw: readonly string[], responseOps: ReadonlyArr
   return out;
 }
 
+/** Whether any of the header operation lists changes something. */
+export function anyOps(lists: ReadonlyArray<HeaderOps | undefined>): boolean {
+  for (const ops of lists) if (ops && (ops.add.length > 0 || ops.remove.length > 0)) return true;
+  return false;
+}
+
 export function applyOps(h: http.OutgoingHttpHeaders, ops: HeaderOps): void {
   for (const r of ops.remove) delete h[r];
   for (const a of ops.add) {

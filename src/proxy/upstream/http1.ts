@@ -419,8 +419,8 @@ export interface PoolLimits {
 export class Http1Pool {
   private readonly idle: Http1Connection[] = [];
   private readonly waiting: Array<(conn: Http1Connection | Error) => void> = [];
+  /** Open connections, idle or busy (what maxConnections bounds). */
   private readonly conns = new Set<Http1Connection>();
-  private open = 0;
   private retired = false;
 
   constructor(
@@ -456,7 +456,7 @@ export class Http1Pool {
     };
     const conn = this.take();
     if (conn) start(conn);
-    else if (this.open < this.limits.maxConnections) start(this.fresh());
+    else if (this.conns.size < this.limits.maxConnections) start(this.fresh());
     else {
       // Envoy counts upstream_cx_overflow when the breaker stops a pool from opening a connection.
       if (this.counters) this.counters.overflow++;
@@ -486,20 +486,14 @@ export class Http1Pool {
   }
 
   private fresh(): Http1Connection {
-    this.open++;
     const sock = this.connect(this.limits.idleTimeoutMs);
-    let counted = true;
     const conn = new Http1Connection(sock, (c) => this.put(c));
     this.conns.add(conn);
     sock.once('close', () => {
-      if (counted) {
-        counted = false;
-        this.open--;
-        this.conns.delete(conn);
-        const i = this.idle.indexOf(conn);
-        if (i >= 0) this.idle.splice(i, 1);
-        this.next();
-      }
+      this.conns.delete(conn);
+      const i = this.idle.indexOf(conn);
+      if (i >= 0) this.idle.splice(i, 1);
+      this.next();
     });
     return conn;
   }
@@ -517,7 +511,7 @@ export class Http1Pool {
   }
 
   private next(): void {
-    if (this.waiting.length && this.open < this.limits.maxConnections && !this.retired) {
+    if (this.waiting.length && this.conns.size < this.limits.maxConnections && !this.retired) {
       const w = this.waiting.shift()!;
       w(this.fresh());
     }
