@@ -6,6 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import net from 'node:net';
 import { createHash } from 'node:crypto';
 import { createSidecar } from '../src/proxy/sidecar/index.js';
 import type { SidecarHandle as Sidecar } from '../src/proxy/sidecar/index.js';
@@ -39,6 +40,8 @@ const resources = [
   workload(NS, 'shadow-1', '127.78.1.81', { app: 'shadow' }, plain),
   svc(NS, 'echo', 7009, 7009),
   workload(NS, 'echo-1', '127.78.1.91', { app: 'echo' }, plain),
+  svc(NS, 'raw', 7010, 7010),
+  workload(NS, 'raw-1', '127.78.1.101', { app: 'raw' }, plain),
   svc(NS, 'client', 80, 80),
 ];
 const config = {
@@ -95,6 +98,25 @@ describe('sidecar traffic management', () => {
   const log = recorder();
   const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
   const seen: string[] = [];
+  /** An app that records the request heads it gets and answers what the path asks for, malformed included. */
+  const heads: string[] = [];
+  const raw = net.createServer((s) => {
+    let buf = '';
+    s.on('data', (d: Buffer) => {
+      buf += d.toString('latin1');
+      let end;
+      while ((end = buf.indexOf('\r\n\r\n')) >= 0) {
+        const head = buf.slice(0, end);
+        buf = buf.slice(end + 4);
+        heads.push(head);
+        const path = head.split(' ')[1];
+        if (path === '/bad-header') s.write('HTTP/1.1 200 OK\r\nNo Colon Here\r\ncontent-length: 2\r\n\r\nok');
+        else if (path === '/bad-status') s.write('HTTP/1.1 2000 Nope\r\ncontent-length: 2\r\n\r\nok');
+        else s.write('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Reply: One\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nContent-Length: 2\r\n\r\nok');
+      }
+    });
+    s.on('error', () => {});
+  });
 
   const get = (url: string, headers?: Record<string, string>) => request({ host: '127.78.1.1', port }, url, { agent, ...(headers ? { headers } : {}) });
   const many = async (n: number, url: string, headers?: Record<string, string>) => {
@@ -141,6 +163,7 @@ describe('sidecar traffic management', () => {
       seen.push(`shadow ${req.url} ${req.headers.host}`);
       res.end('shadow');
     }));
+    await new Promise<void>((r) => raw.listen(7010, '127.78.1.101', r));
     sidecar = createSidecar({ credentials: () => undefined, identity: { cluster: 'c1', namespace: NS, workload: 'client', network: 'n1' }, accessLog: log.log });
     const state = stateFor(resources, { ip: '127.78.1.1', pod: 'client-1', namespace: NS, labels: { app: 'client' }, appHost: '127.78.2.1' }, config);
     assert.deepEqual(sidecar.apply(state).problems, []);
@@ -149,6 +172,7 @@ describe('sidecar traffic management', () => {
 
   after(async () => {
     agent.destroy();
+    raw.close();
     await sidecar.close();
     await Promise.all([...backends.values()].map((b) => b.close()));
   });
@@ -195,6 +219,65 @@ describe('sidecar traffic management', () => {
     assert.equal(seen.at(-1), 'faulty-1 /v2/items?q=1 yes');
     const n = await get('http://faulty.shop:7002/api/items', { 'x-variant': 'a' });
     assert.equal(n.status, 404, 'no route matches without the header');
+  });
+
+  /** Sends `head` as is on a fresh connection to the sidecar and returns the whole reply. */
+  const exchangeRaw = (head: string): Promise<string> =>
+    new Promise((resolve, reject) => {
+      const s = net.connect({ host: '127.78.1.1', port }, () => s.end(head));
+      let out = '';
+      s.on('data', (d: Buffer) => (out += d.toString('latin1')));
+      s.on('end', () => resolve(out));
+      s.on('error', reject);
+    });
+  const headerMap = (head: string): Map<string, string[]> => {
+    const m = new Map<string, string[]>();
+    for (const line of head.split('\r\n').slice(1)) {
+      const c = line.indexOf(':');
+      const name = line.slice(0, c);
+      m.set(name, [...(m.get(name) ?? []), ...line.slice(c + 1).trim().split(/, */)]);
+    }
+    return m;
+  };
+
+  test('the request head upstream: names lowercased, hop-by-hop dropped, repeats kept, the proxy sets host, request id and proto', async () => {
+    const reply = await exchangeRaw(
+      'GET http://raw.shop:7010/echo?q=1 HTTP/1.1\r\nHost: raw.shop:7010\r\nX-Multi: a\r\nX-Multi: b\r\nConnection: close\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\n' +
+        'Proxy-Connection: keep-alive\r\nX-Request-Id: my-id\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Client-Cert: By=spiffe://x\r\nUser-Agent: raw\r\n\r\n',
+    );
+    assert.match(reply, /^HTTP\/1\.1 200 OK\r\n/);
+    const [replyHead, replyBody] = reply.split('\r\n\r\n');
+    assert.equal(replyBody, 'ok');
+    const back = headerMap(replyHead!);
+    assert.deepEqual(back.get('x-reply'), ['One'], 'response names lowercased, values as sent');
+    assert.equal(back.get('keep-alive'), undefined, 'the upstream hop-by-hop headers stay behind');
+    const head = heads.at(-1)!;
+    assert.equal(head.split('\r\n')[0], 'GET /echo?q=1 HTTP/1.1');
+    const h = headerMap(head);
+    assert.deepEqual([...h.keys()].filter((k) => k !== k.toLowerCase()), [], 'every name lowercased');
+    for (const hop of ['connection', 'keep-alive', 'te', 'proxy-connection', 'transfer-encoding']) assert.equal(h.get(hop), undefined, `${hop} not forwarded`);
+    assert.deepEqual(h.get('x-multi'), ['a', 'b']);
+    assert.deepEqual(h.get('host'), ['raw.shop:7010']);
+    assert.deepEqual(h.get('x-request-id'), ['my-id'], "the client's request id is kept");
+    assert.deepEqual(h.get('x-forwarded-proto'), ['http'], 'the proto is what the client connection was');
+    assert.deepEqual(h.get('x-forwarded-client-cert'), ['By=spiffe://x'], 'no identity added on a plaintext outbound hop');
+    assert.deepEqual(h.get('user-agent'), ['raw']);
+  });
+
+  test('a malformed upstream response is 502 UPE (protocol error); a path that needs escaping is 400; the sidecar keeps serving', async () => {
+    for (const path of ['/bad-header', '/bad-status']) {
+      const r = await get(`http://raw.shop:7010${path}`);
+      assert.equal(r.status, 502, path);
+      assert.match(r.body, /reset reason: protocol error/);
+      assert.equal(log.records.at(-1)!.response_flags, 'UPE');
+    }
+    const before = heads.length;
+    const bad = await exchangeRaw('GET http://raw.shop:7010/caf\xe9 HTTP/1.1\r\nHost: raw.shop:7010\r\n\r\n');
+    assert.match(bad, /^HTTP\/1\.1 400 /);
+    assert.equal(heads.length, before, 'nothing was sent upstream');
+    const ok = await get('http://raw.shop:7010/fine');
+    assert.equal(ok.status, 200);
+    assert.equal(ok.body, 'ok');
   });
 
   test('consistent hash keeps a header value on one endpoint', async () => {

@@ -41,7 +41,10 @@ export interface ServerResponse {
   readonly writableFinished: boolean;
   /** Validates and stores the head; throws on invalid headers. */
   writeHead(status: number, headers: OutgoingHeaders): this;
-  /** Where the codec has it: the head from a name/value list as received, minus lowercase names in `skip`. */
+  /**
+   * Where the codec has it: the head from a name/value list as received, minus lowercase names in `skip`. The
+   * list must come from a codec that validated it; it is not checked again.
+   */
   writeHeadRaw?(status: number, raw: readonly string[], skip: ReadonlySet<string>): this;
   write(chunk: Buffer): boolean;
   /** Ends the body; `trailers` follow it (HTTP/2 trailers, HTTP/1.1 chunked trailers). */

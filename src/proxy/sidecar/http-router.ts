@@ -12,7 +12,7 @@ import { randomUUID } from 'node:crypto';
 import type { Clock } from '../../shared/clock.js';
 import type { AccessLogRecord, MeshMetrics } from '../telemetry/index.js';
 import { formatAddress } from '../telemetry/index.js';
-import { PEER_ID, TRANSPORT_FAILURE, hash32 } from '../upstream/index.js';
+import { PEER_ID, TRANSPORT_FAILURE, checkRequestTarget, hash32 } from '../upstream/index.js';
 import type { ClusterRuntime, ExchangeEvents, ExchangeHandle, UpstreamHost, UpstreamSocket } from '../upstream/index.js';
 import type { CompiledRoute, HeaderOps, RetryPolicy, RouteTable } from './compile-routes.js';
 import { selectVirtualHost } from './compile-routes.js';
@@ -24,8 +24,8 @@ import { runTunnel, tunnelIdleTimeoutMs, upgradeAllowed } from './upgrade.js';
 import { HOP_BY_HOP, anyOps, applyOps, hashKey, matchRoute, responseHeaders } from './route-match.js';
 import { createExchangeLog } from './router-telemetry.js';
 import type { Exchange } from './router-telemetry.js';
-import { headerOf, pipeBody, retriable, sendUpstream } from './upstream-send.js';
-import type { BodySink, Outcome, Replay } from './upstream-send.js';
+import { headerOf, pipeBody, requestHeadFromRaw, retriable, sendUpstream } from './upstream-send.js';
+import type { BodySink, Outcome, ProxyHeaders, Replay } from './upstream-send.js';
 
 /** What the router knows about the downstream connection a request came on. */
 export interface DownstreamInfo {
@@ -162,31 +162,12 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
       // Upgrades over HTTP/2 would need extended CONNECT (RFC 8441), which the HTTP/2 pool does not speak.
       if (upgrade !== undefined && cluster.settings.http2) return localReply(x, res, 403, undefined, '');
 
-      // Upstream request headers: the client's minus hop-by-hop, then Envoy's own, then the route's ops.
-      const headers: http.OutgoingHttpHeaders = {};
-      const raw = req.rawHeaders;
-      for (let i = 0; i < raw.length; i += 2) {
-        const k = raw[i]!.toLowerCase();
-        if (HOP_BY_HOP.has(k) || k === 'host') continue;
-        const prev = headers[k];
-        headers[k] = prev === undefined ? raw[i + 1]! : `${prev as string}, ${raw[i + 1]!}`;
-      }
-      if (upgrade !== undefined) {
-        headers.connection = 'upgrade';
-        headers.upgrade = req.headers.upgrade;
-      }
-      headers.host = action.hostRewrite ?? authority;
-      headers['x-request-id'] = x.requestId;
-      headers['x-forwarded-proto'] = down.tls ? 'https' : 'http';
-      if (down.inbound && down.chain.xfcc && down.peerId) {
-        const me = env.spiffeId();
-        const entry = `${me ? `By=${me};` : ''}Hash=${down.peerCertHash ?? ''};URI=${down.peerId}`;
-        const prev = headers['x-forwarded-client-cert'];
-        headers['x-forwarded-client-cert'] = prev ? `${prev as string},${entry}` : entry;
-      }
-      applyOps(headers, vh.requestOps);
-      applyOps(headers, route.requestOps);
-      if (targetOps?.requestOps) applyOps(headers, targetOps.requestOps);
+      const xfcc = down.inbound && down.chain.xfcc && down.peerId ? xfccElement(env.spiffeId(), down) : undefined;
+      const add: ProxyHeaders = { host: action.hostRewrite ?? authority, requestId: x.requestId, forwardedProto: down.tls ? 'https' : 'http', xfcc };
+      const requestOps: Array<HeaderOps | undefined> = [vh.requestOps, route.requestOps, targetOps?.requestOps];
+      // A header object only where something needs one: header ops, mirrors (a copy each), the attempt count
+      // (set per try), an upgrade, HTTP/2 upstream. Otherwise the head is written from the client's list.
+      const headerObject = cluster.settings.http2 || upgrade !== undefined || action.mirrors.length > 0 || vh.includeAttemptCount || anyOps(requestOps);
       let upstreamPath = pathAndQuery;
       if (action.prefixRewrite !== undefined && route.kind !== 'regex') {
         const matched = route.kind === 'path' ? path.length : route.value.length;
@@ -202,12 +183,20 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
         }
       }
 
+      let headers: http.OutgoingHttpHeaders | string;
+      try {
+        checkRequestTarget(req.method, upstreamPath);
+        headers = headerObject ? requestHeaders(req, add, requestOps, upgrade) : requestHeadFromRaw(req.method, upstreamPath, req.rawHeaders, HOP_BY_HOP, add, req.streamedBody && req.headers['content-length'] === undefined);
+      } catch (err) {
+        // A path with characters that must be escaped, or an authority that cannot be sent: the client's fault.
+        return localReply(x, res, 400, undefined, (err as Error).message);
+      }
       const cl = req.headers['content-length'];
       const chunked = req.streamedBody;
       const len = cl === undefined ? 0 : Number(cl);
       const run = (body: Buffer | undefined, stream: Replay | undefined): void => {
         // An upgrade is one stream that cannot be replayed: no mirror, no retry.
-        if (upgrade === undefined) for (const m of action.mirrors) if (!stream && Math.random() < m.fraction) mirror(m.cluster, req, upstreamPath, headers, body);
+        if (typeof headers === 'object') for (const m of action.mirrors) if (!stream && Math.random() < m.fraction) mirror(m.cluster, req, upstreamPath, headers, body);
         const retry = upgrade === undefined ? action.retry : undefined;
         forward(x, req, res, down, cluster, route, retry, action.timeoutMs, headers, upstreamPath, body, stream, hash, [vh.responseOps, route.responseOps, targetOps?.responseOps], vh.includeAttemptCount);
       };
@@ -273,7 +262,7 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
     route: CompiledRoute,
     retry: RetryPolicy | undefined,
     timeoutMs: number,
-    headers: http.OutgoingHttpHeaders,
+    headers: http.OutgoingHttpHeaders | string,
     path: string,
     initialBody: Buffer | undefined,
     replay: Replay | undefined,
@@ -329,7 +318,7 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
       }
       tried?.add(host);
       x.host = host;
-      if (attemptCount) headers['x-envoy-attempt-count'] = String(retries + 1);
+      if (attemptCount && typeof headers === 'object') headers['x-envoy-attempt-count'] = String(retries + 1);
       once(host, (o) => {
         if (finished) {
           if (o.kind === 'upgrade') o.sock.destroy();
@@ -376,6 +365,7 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
         }
         if (o.kind === 'timeout') return localReply(x, res, 504, 'UT', 'upstream request timeout');
         if (o.kind === 'reset' && o.remote) return localReply(x, res, 503, 'UR', 'upstream connect error or disconnect/reset before headers. reset reason: remote reset');
+        if (o.kind === 'reset' && o.protocolError) return localReply(x, res, 502, 'UPE', 'upstream connect error or disconnect/reset before headers. reset reason: protocol error');
         return localReply(x, res, 503, 'UC', 'upstream connect error or disconnect/reset before headers. reset reason: connection termination');
       });
     };
@@ -513,7 +503,7 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
           }
           if (!info.connected) settle({ kind: 'connect-failure', reason: err.message, transport: sock?.[TRANSPORT_FAILURE] });
           else if (info.stale) settle({ kind: 'stale' });
-          else settle({ kind: 'reset', remote: info.remoteReset === true });
+          else settle({ kind: 'reset', remote: info.remoteReset === true, protocolError: info.protocolError === true });
         },
       };
       try {
@@ -539,3 +529,32 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
   }
 }
 
+/** This hop's x-forwarded-client-cert element: who we are, the caller's certificate hash and identity. */
+function xfccElement(me: string | undefined, down: DownstreamInfo): string {
+  return `${me ? `By=${me};` : ''}Hash=${down.peerCertHash ?? ''};URI=${down.peerId!}`;
+}
+
+/** Upstream request headers as an object: the client's minus hop-by-hop, then the proxy's own, then the route's ops. */
+function requestHeaders(req: DownstreamRequest, add: ProxyHeaders, requestOps: ReadonlyArray<HeaderOps | undefined>, upgrade: string | undefined): http.OutgoingHttpHeaders {
+  const headers: http.OutgoingHttpHeaders = {};
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    const k = raw[i]!.toLowerCase();
+    if (HOP_BY_HOP.has(k) || k === 'host') continue;
+    const prev = headers[k];
+    headers[k] = prev === undefined ? raw[i + 1]! : `${prev as string}, ${raw[i + 1]!}`;
+  }
+  if (upgrade !== undefined) {
+    headers.connection = 'upgrade';
+    headers.upgrade = req.headers.upgrade;
+  }
+  headers.host = add.host;
+  headers['x-request-id'] = add.requestId;
+  headers['x-forwarded-proto'] = add.forwardedProto;
+  if (add.xfcc !== undefined) {
+    const prev = headers['x-forwarded-client-cert'];
+    headers['x-forwarded-client-cert'] = prev ? `${prev as string},${add.xfcc}` : add.xfcc;
+  }
+  for (const ops of requestOps) if (ops) applyOps(headers, ops);
+  return headers;
+}

@@ -7,7 +7,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type net from 'node:net';
-import { appendHeaderLine, appendHeaderLines, chunkSize, joinHead } from '../upstream/index.js';
+import { appendHeaderLines, chunkSize, invalidHeaderLine, joinHead } from '../upstream/index.js';
 import type { OutgoingHeaders } from '../upstream/index.js';
 import type { ServerRequest, ServerResponse } from './exchange.js';
 
@@ -20,7 +20,6 @@ const LAST_CHUNK = Buffer.from('0\r\n\r\n');
 /** The HTTP/2 connection preface (RFC 9113 §3.4): a prior-knowledge h2c client starts with it. */
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 const REQUEST_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) (\S+) HTTP\/1\.([01])$/;
-const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const STATUS_TEXT: Record<number, string> = {
   100: 'Continue', 101: 'Switching Protocols', 200: 'OK', 201: 'Created', 202: 'Accepted', 204: 'No Content', 206: 'Partial Content', 301: 'Moved Permanently',
   302: 'Found', 303: 'See Other', 304: 'Not Modified', 307: 'Temporary Redirect', 308: 'Permanent Redirect', 400: 'Bad Request',
@@ -132,7 +131,9 @@ export class DownstreamResponse extends EventEmitter implements ServerResponse {
 
   /**
    * writeHead from a name/value list as received (an upstream's response head) when there is nothing to
-   * change in it: no header object is built in between. Lowercase names in `skip` are dropped.
+   * change in it: no header object is built in between. Lowercase names in `skip` are dropped. The list must
+   * come from a codec that validated it (names are tokens, values free of CR, LF and NUL): it is not checked
+   * again.
    */
   writeHeadRaw(status: number, raw: readonly string[], skip: ReadonlySet<string>): this {
     if (this.headersSent || this.head) throw new Error('headers already written');
@@ -142,7 +143,7 @@ export class DownstreamResponse extends EventEmitter implements ServerResponse {
     for (let i = 0; i < raw.length; i += 2) {
       const name = raw[i]!.toLowerCase();
       if (skip.has(name) || HOP_BY_HOP_OUT.has(name)) continue;
-      head = appendHeaderLine(head, name, raw[i + 1]!);
+      head += name + ': ' + raw[i + 1]! + '\r\n';
       if (name === 'content-length') hasLength = true;
       else if (name === 'date') hasDate = true;
     }
@@ -456,24 +457,29 @@ export class Http1ServerConnection {
   }
 
   private begin(head: string): void {
-    const lines = head.split('\r\n');
     // Tolerate stray CRLFs between requests, as RFC 9112 allows.
-    while (lines.length && lines[0] === '') lines.shift();
-    const m = REQUEST_LINE.exec(lines[0] ?? '');
-    if (!m) throw new RequestParseError(`invalid request line ${JSON.stringify((lines[0] ?? '').slice(0, 80))}`);
+    let start = 0;
+    while (head.startsWith('\r\n', start)) start += 2;
+    const eol = head.indexOf('\r\n', start);
+    const requestLine = head.slice(start, eol < 0 ? head.length : eol);
+    const m = REQUEST_LINE.exec(requestLine);
+    if (!m) throw new RequestParseError(`invalid request line ${JSON.stringify(requestLine.slice(0, 80))}`);
+    if (eol >= 0) {
+      const bad = invalidHeaderLine(head, eol + 2);
+      if (bad !== undefined) throw new RequestParseError(`invalid header line ${JSON.stringify(bad.slice(0, 80))}`);
+    }
     const headers: Record<string, string> = {};
     const raw: string[] = [];
     let length = -1;
     let chunked = false;
-    for (let i = 1; i < lines.length; i++) {
-      const line = lines[i]!;
-      const c = line.indexOf(':');
-      if (c <= 0) throw new RequestParseError(`invalid header line ${JSON.stringify(line.slice(0, 80))}`);
-      const name = line.slice(0, c);
-      if (!HEADER_NAME.test(name)) throw new RequestParseError(`invalid header name ${JSON.stringify(name.slice(0, 80))}`);
-      const value = line.slice(c + 1).trim();
-      // CR and LF cannot be left after the split on CRLF; a bare NUL can.
-      if (value.includes('\0')) throw new RequestParseError(`invalid value for header ${name}`);
+    // Validated above: every line is `token:value`, so the loop only splits.
+    for (let pos = eol < 0 ? head.length : eol + 2; pos < head.length; ) {
+      let end = head.indexOf('\r\n', pos);
+      if (end < 0) end = head.length;
+      const c = head.indexOf(':', pos);
+      const name = head.slice(pos, c);
+      const value = head.slice(c + 1, end).trim();
+      pos = end + 2;
       raw.push(name, value);
       const k = name.toLowerCase();
       const prev = headers[k];

@@ -4,7 +4,7 @@
  * a retry policy retries.
  */
 import type http from 'node:http';
-import { buildRequestHead } from '../upstream/index.js';
+import { appendHeaderLine, buildRequestHead, checkRequestTarget } from '../upstream/index.js';
 import type { ClusterRuntime, ExchangeEvents, ExchangeHandle, UpstreamHost, UpstreamSocket } from '../upstream/index.js';
 import type { RetryPolicy } from './compile-routes.js';
 import type { ServerRequest as DownstreamRequest } from './exchange.js';
@@ -14,7 +14,7 @@ export type Outcome =
   | { kind: 'response'; status: number; rawHeaders: string[]; host: UpstreamHost; peerId?: string | undefined; exchange: ExchangeHandle; body: (sink: BodySink) => void; done: () => void; grpcStatus?: string | undefined }
   | { kind: 'upgrade'; rawHeaders: string[]; peerId?: string | undefined; sock: UpstreamSocket; rest: Buffer; done: () => void }
   | { kind: 'connect-failure'; reason: string; transport?: string | undefined }
-  | { kind: 'reset'; remote?: boolean }
+  | { kind: 'reset'; remote?: boolean; protocolError?: boolean }
   | { kind: 'stale' }
   | { kind: 'timeout' };
 
@@ -33,27 +33,68 @@ export interface Replay {
 
 /**
  * One request upstream over the cluster's protocol: an HTTP/2 stream, or an HTTP/1.1 head written here (a
- * streamed body of unknown length goes chunked). Throws, before anything is sent, on an invalid method,
- * path or header.
+ * streamed body of unknown length goes chunked). `headers` is a header object, or for an HTTP/1.1 cluster
+ * the complete head (requestHeadFromRaw). Throws, before anything is sent, on an invalid method, path or
+ * header.
  */
 export function sendUpstream(
   cluster: ClusterRuntime,
   host: UpstreamHost,
   req: DownstreamRequest,
   path: string,
-  headers: http.OutgoingHttpHeaders,
+  headers: http.OutgoingHttpHeaders | string,
   body: Buffer | undefined,
   stream: boolean,
   events: ExchangeEvents,
 ): ExchangeHandle {
   const method = req.method;
   if (cluster.settings.http2) {
+    if (typeof headers === 'string') throw new Error('an HTTP/2 cluster needs a header object');
     const te = req.headers.te;
     return host.http2().request({ method, path, headers, body, streaming: stream, trailers: te !== undefined && te.includes('trailers') }, events);
   }
-  const chunked = stream && headers['content-length'] === undefined;
-  const head = buildRequestHead(method, path, headers, chunked);
+  const chunked = stream && (typeof headers === 'string' ? req.headers['content-length'] === undefined : headers['content-length'] === undefined);
+  const head = typeof headers === 'string' ? headers : buildRequestHead(method, path, headers, chunked);
   return host.http1().request({ head, body, streaming: stream ? { chunked } : undefined, noResponseBody: method === 'HEAD', upgrade: req.upgrade !== undefined }, events);
+}
+
+/** Request headers the router sets itself: the client's values are replaced. */
+const SET_BY_PROXY = new Set(['host', 'x-request-id', 'x-forwarded-proto', 'x-forwarded-client-cert']);
+
+/** The headers the router adds to every request upstream. */
+export interface ProxyHeaders {
+  host: string;
+  requestId: string;
+  forwardedProto: string;
+  /** This hop's x-forwarded-client-cert element, appended to the client's value; undefined: none added. */
+  xfcc?: string | undefined;
+}
+
+/**
+ * The HTTP/1.1 request head straight from the client's header list, for requests no header operation,
+ * mirror or attempt count touches: no header object in between. Names are lowercased, hop-by-hop headers
+ * dropped, repeated headers kept as separate lines. The list comes from a codec that validated it, so only
+ * the request target and what the router adds are checked (throws, as buildRequestHead does).
+ */
+export function requestHeadFromRaw(method: string, path: string, raw: readonly string[], hopByHop: ReadonlySet<string>, add: ProxyHeaders, chunked: boolean): string {
+  checkRequestTarget(method, path);
+  let head = `${method} ${path} HTTP/1.1\r\n`;
+  let xfcc: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    if (hopByHop.has(name)) continue;
+    if (SET_BY_PROXY.has(name)) {
+      if (name === 'x-forwarded-client-cert') xfcc = xfcc === undefined ? raw[i + 1]! : `${xfcc}, ${raw[i + 1]!}`;
+      continue;
+    }
+    head += name + ': ' + raw[i + 1]! + '\r\n';
+  }
+  if (add.xfcc !== undefined) xfcc = xfcc ? `${xfcc},${add.xfcc}` : add.xfcc;
+  head = appendHeaderLine(head, 'host', add.host);
+  head += 'x-request-id: ' + add.requestId + '\r\nx-forwarded-proto: ' + add.forwardedProto + '\r\n';
+  if (xfcc !== undefined) head = appendHeaderLine(head, 'x-forwarded-client-cert', xfcc);
+  if (chunked) head += 'transfer-encoding: chunked\r\n';
+  return head + '\r\n';
 }
 
 export function headerOf(raw: readonly string[], name: string): string | undefined {

@@ -38,9 +38,10 @@ export interface ExchangeEvents {
   end(): void;
   /**
    * Any failure: before the head (`headSeen` false) or mid-body. `stale` = a reused connection the peer had
-   * closed; `remoteReset` = the peer reset this HTTP/2 stream while the connection stayed up.
+   * closed; `remoteReset` = the peer reset this HTTP/2 stream while the connection stayed up;
+   * `protocolError` = the peer's response broke HTTP/1.1 framing.
    */
-  error(err: NodeJS.ErrnoException, info: { connected: boolean; headSeen: boolean; stale: boolean; remoteReset?: boolean }): void;
+  error(err: NodeJS.ErrnoException, info: { connected: boolean; headSeen: boolean; stale: boolean; remoteReset?: boolean; protocolError?: boolean }): void;
 }
 
 export interface ExchangeHandle {
@@ -70,6 +71,11 @@ export interface OutgoingRequest {
 }
 
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: .*)?$/;
+/** A header line: a token name, a colon, a value without CR, LF or NUL; a block is such lines CRLF-separated. */
+const LINE = "[!#$%&'*+.^_`|~0-9A-Za-z-]+:[^\\r\\n\\0]*";
+const HEADER_LINE = new RegExp(`^${LINE}$`);
+const HEADER_BLOCK = new RegExp(`^${LINE}(?:\\r\\n${LINE})*$`);
 const BAD_VALUE = /[\r\n\0]/;
 // eslint-disable-next-line no-control-regex -- control characters and spaces are exactly what a path must not carry
 const BAD_PATH = /[\u0000-\u0020\u007f-\uffff]/;
@@ -90,6 +96,18 @@ export function appendHeaderLines(head: string, headers: OutgoingHeaders, skip?:
   return head;
 }
 
+/**
+ * Checks the header lines of a head from `from` on (one regular expression for the whole block, so parsers
+ * need no per-line checks): returns the first line that is not `token:value` with a value free of CR, LF and
+ * NUL, or undefined when all are.
+ */
+export function invalidHeaderLine(head: string, from: number): string | undefined {
+  const block = from === 0 ? head : head.slice(from);
+  if (HEADER_BLOCK.test(block)) return undefined;
+  const lines = block.split('\r\n');
+  return lines.find((l) => !HEADER_LINE.test(l)) ?? lines[0]!;
+}
+
 /** Appends one `name: value` line; throws on a bad name or CR/LF/NUL in the value. */
 export function appendHeaderLine(head: string, name: string, value: string): string {
   if (!TOKEN.test(name)) throw new Error(`invalid header name ${JSON.stringify(name)}`);
@@ -97,10 +115,15 @@ export function appendHeaderLine(head: string, name: string, value: string): str
   return head + name + ': ' + value + '\r\n';
 }
 
-/** The request head for headers the router assembled; throws on a bad method or path as well. */
-export function buildRequestHead(method: string, path: string, headers: OutgoingHeaders, chunked: boolean): string {
+/** Throws on a method that is not a token or a path with characters that must be escaped. */
+export function checkRequestTarget(method: string, path: string): void {
   if (!TOKEN.test(method)) throw new Error(`invalid method ${JSON.stringify(method)}`);
   if (BAD_PATH.test(path)) throw new Error('request path contains unescaped characters');
+}
+
+/** The request head for headers the router assembled; throws on a bad method or path as well. */
+export function buildRequestHead(method: string, path: string, headers: OutgoingHeaders, chunked: boolean): string {
+  checkRequestTarget(method, path);
   let head = appendHeaderLines(`${method} ${path} HTTP/1.1\r\n`, headers);
   if (chunked) head += 'transfer-encoding: chunked\r\n';
   return head + '\r\n';
@@ -216,7 +239,7 @@ export class Http1Connection {
     if (!this.sock.destroyed) this.sock.destroy();
     if (!events) return;
     const stale = this.reused && !this.headSeen && (err.code === 'ECONNRESET' || err.code === 'EPIPE');
-    events.error(err, { connected: this.sock[CONNECTED] === true, headSeen: this.headSeen, stale });
+    events.error(err, { connected: this.sock[CONNECTED] === true, headSeen: this.headSeen, stale, protocolError: err instanceof ResponseParseError });
   }
 
   private complete(): void {
@@ -343,21 +366,28 @@ export class Http1Connection {
   }
 
   private parseHead(head: string, events: ExchangeEvents): void {
-    const lines = head.split('\r\n');
-    const m = /^HTTP\/1\.([01]) (\d{3})(?: .*)?$/.exec(lines[0]!);
-    if (!m) throw new ResponseParseError(`invalid status line ${JSON.stringify(lines[0]!.slice(0, 80))}`);
+    const eol = head.indexOf('\r\n');
+    const statusLine = eol < 0 ? head : head.slice(0, eol);
+    const m = STATUS_LINE.exec(statusLine);
+    if (!m) throw new ResponseParseError(`invalid status line ${JSON.stringify(statusLine.slice(0, 80))}`);
     const status = Number(m[2]);
     const http10 = m[1] === '0';
     const raw: string[] = [];
     let length = -1;
     let chunked = false;
     let close = http10;
-    for (let i = 1; i < lines.length; i++) {
-      const line = lines[i]!;
-      const c = line.indexOf(':');
-      if (c <= 0) throw new ResponseParseError(`invalid header line ${JSON.stringify(line.slice(0, 80))}`);
-      const name = line.slice(0, c);
-      const value = line.slice(c + 1).trim();
+    if (eol >= 0) {
+      const bad = invalidHeaderLine(head, eol + 2);
+      if (bad !== undefined) throw new ResponseParseError(`invalid header line ${JSON.stringify(bad.slice(0, 80))}`);
+    }
+    // Validated above: every line is `token:value`, so the loop only splits.
+    for (let pos = eol < 0 ? head.length : eol + 2; pos < head.length; ) {
+      let end = head.indexOf('\r\n', pos);
+      if (end < 0) end = head.length;
+      const c = head.indexOf(':', pos);
+      const name = head.slice(pos, c);
+      const value = head.slice(c + 1, end).trim();
+      pos = end + 2;
       raw.push(name, value);
       switch (name.length) {
         case 10:
