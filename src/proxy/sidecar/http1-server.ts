@@ -5,7 +5,6 @@
  * a request (head plus a pausable body) and a response writer that frames the body itself
  * (content-length, chunked, or close-delimited for HTTP/1.0) and sends small responses in one write.
  */
-import { EventEmitter } from 'node:events';
 import type net from 'node:net';
 import { appendHeaderLines, chunkSize, invalidHeaderLine, joinHead } from '../upstream/index.js';
 import type { OutgoingHeaders } from '../upstream/index.js';
@@ -37,8 +36,11 @@ export class RequestParseError extends Error {
   }
 }
 
-/** A request as the router sees it; the body arrives as 'data' events (after `resume()` if paused), then 'end'. */
-export class DownstreamRequest extends EventEmitter implements ServerRequest {
+/**
+ * A request as the router sees it; the body arrives as 'data' events (after `resume()` if paused), then 'end'.
+ * Listeners are kept in plain lists rather than an EventEmitter: every request makes one of these.
+ */
+export class DownstreamRequest implements ServerRequest {
   /** True once 'end' has been emitted, as on Node's IncomingMessage. */
   readableEnded = false;
   /**
@@ -50,6 +52,8 @@ export class DownstreamRequest extends EventEmitter implements ServerRequest {
   private bodyComplete = false;
   private paused = false;
   private queued: Buffer[] = [];
+  private dataListeners: Array<(chunk: Buffer) => void> | undefined;
+  private endListeners: Array<() => void> | undefined;
 
   constructor(
     readonly method: string,
@@ -62,8 +66,22 @@ export class DownstreamRequest extends EventEmitter implements ServerRequest {
     readonly streamedBody: boolean,
     private readonly flow: { pause(): void; resume(): void },
   ) {
-    super();
     this.protocol = httpVersion === '1.1' ? 'HTTP/1.1' : 'HTTP/1.0';
+  }
+
+  on(_event: 'data', listener: (chunk: Buffer) => void): this {
+    (this.dataListeners ??= []).push(listener);
+    return this;
+  }
+
+  once(_event: 'end', listener: () => void): this {
+    (this.endListeners ??= []).push(listener);
+    return this;
+  }
+
+  /** @internal Drops the body listeners (the rest of the body is skipped). */
+  removeDataListeners(): void {
+    this.dataListeners = undefined;
   }
 
   pause(): this {
@@ -74,7 +92,7 @@ export class DownstreamRequest extends EventEmitter implements ServerRequest {
   /** Delivers what was held back (while paused or before anyone listened) and lets the socket flow again. */
   resume(): this {
     this.paused = false;
-    while (this.queued.length && !this.paused) this.emit('data', this.queued.shift()!);
+    while (this.queued.length && !this.paused) this.emitData(this.queued.shift()!);
     if (this.paused) return this;
     if (this.bodyComplete) this.emitEnd();
     else this.flow.resume();
@@ -83,28 +101,34 @@ export class DownstreamRequest extends EventEmitter implements ServerRequest {
 
   /** @internal */
   push(chunk: Buffer): void {
-    if (this.paused || this.queued.length || this.listenerCount('data') === 0) {
+    if (this.paused || this.queued.length || !this.dataListeners) {
       this.queued.push(chunk);
       this.flow.pause();
-    } else this.emit('data', chunk);
+    } else this.emitData(chunk);
   }
 
   /** @internal */
   finishBody(): void {
     this.bodyComplete = true;
     // Nobody listening yet (a request without a body, read later or never): 'end' waits for resume().
-    if (!this.queued.length && !this.paused && this.listenerCount('end') > 0) this.emitEnd();
+    if (!this.queued.length && !this.paused && this.endListeners) this.emitEnd();
+  }
+
+  private emitData(chunk: Buffer): void {
+    if (this.dataListeners) for (const l of this.dataListeners) l(chunk);
   }
 
   private emitEnd(): void {
     if (this.readableEnded) return;
     this.readableEnded = true;
-    this.emit('end');
+    const listeners = this.endListeners;
+    this.endListeners = undefined;
+    if (listeners) for (const l of listeners) l();
   }
 }
 
-/** The response writer; the same shape the router used from http.ServerResponse. */
-export class DownstreamResponse extends EventEmitter implements ServerResponse {
+/** The response writer; the same shape the router used from http.ServerResponse ('close' its only event). */
+export class DownstreamResponse implements ServerResponse {
   headersSent = false;
   writableEnded = false;
   writableFinished = false;
@@ -112,13 +136,17 @@ export class DownstreamResponse extends EventEmitter implements ServerResponse {
   private noBody = false;
   private closed = false;
   private head = '';
+  private closeListeners: Array<() => void> | undefined;
 
   constructor(
     private readonly conn: Http1ServerConnection,
     private readonly sock: net.Socket,
     private readonly req: DownstreamRequest,
-  ) {
-    super();
+  ) {}
+
+  once(_event: 'close', listener: () => void): this {
+    (this.closeListeners ??= []).push(listener);
+    return this;
   }
 
   /** Validates and stores the head; it goes out with the first body bytes. Throws on invalid headers. */
@@ -237,7 +265,13 @@ export class DownstreamResponse extends EventEmitter implements ServerResponse {
   closedByPeer(): void {
     if (this.closed) return;
     this.closed = true;
-    this.emit('close');
+    this.emitClose();
+  }
+
+  private emitClose(): void {
+    const listeners = this.closeListeners;
+    this.closeListeners = undefined;
+    if (listeners) for (const l of listeners) l();
   }
 
   private body(chunk: Buffer): boolean {
@@ -249,7 +283,7 @@ export class DownstreamResponse extends EventEmitter implements ServerResponse {
 
   private done(): void {
     this.closed = true;
-    this.emit('close');
+    this.emitClose();
     this.conn.exchangeDone(this);
   }
 
@@ -398,7 +432,7 @@ export class Http1ServerConnection {
         this.sock.end();
         return;
       }
-      this.req!.removeAllListeners('data');
+      this.req!.removeDataListeners();
       this.sock.resume();
       return;
     }

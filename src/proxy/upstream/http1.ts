@@ -204,32 +204,17 @@ export class Http1Connection {
     } else {
       this.sock.write(req.head, 'latin1');
     }
-    const sock = this.sock;
-    const handle: ExchangeHandle = {
-      abort: () => {
-        if (this.events !== events) return;
-        this.events = undefined;
-        this.reusable = false;
-        sock.destroy();
-      },
-      resume: () => sock.resume(),
-      write: (chunk) => {
-        if (chunk.length === 0) return true;
-        if (!chunked) return sock.write(chunk);
-        sock.cork();
-        sock.write(`${chunk.length.toString(16)}\r\n`, 'latin1');
-        sock.write(chunk);
-        const ok = sock.write(CRLF);
-        sock.uncork();
-        return ok;
-      },
-      finish: () => {
-        if (chunked && !sock.destroyed) sock.write(LAST_CHUNK);
-      },
-      onDrain: (cb) => sock.once('drain', cb),
-    };
-    events.socket?.(sock, reused, handle);
+    const handle = new Http1Exchange(this, events, chunked);
+    events.socket?.(this.sock, reused, handle);
     return handle;
+  }
+
+  /** @internal Ends the exchange `events` early (Http1Exchange.abort): the connection cannot be reused. */
+  abort(events: ExchangeEvents): void {
+    if (this.events !== events) return;
+    this.events = undefined;
+    this.reusable = false;
+    this.sock.destroy();
   }
 
   private fail(err: NodeJS.ErrnoException): void {
@@ -439,6 +424,43 @@ export class Http1Connection {
   }
 }
 
+/** The handle of one request on a connection: a class, not closures, since every request makes one. */
+class Http1Exchange implements ExchangeHandle {
+  constructor(
+    private readonly conn: Http1Connection,
+    private readonly events: ExchangeEvents,
+    private readonly chunked: boolean,
+  ) {}
+
+  abort(): void {
+    this.conn.abort(this.events);
+  }
+
+  resume(): void {
+    this.conn.sock.resume();
+  }
+
+  write(chunk: Buffer): boolean {
+    if (chunk.length === 0) return true;
+    const sock = this.conn.sock;
+    if (!this.chunked) return sock.write(chunk);
+    sock.cork();
+    sock.write(`${chunk.length.toString(16)}\r\n`, 'latin1');
+    sock.write(chunk);
+    const ok = sock.write(CRLF);
+    sock.uncork();
+    return ok;
+  }
+
+  finish(): void {
+    if (this.chunked && !this.conn.sock.destroyed) this.conn.sock.write(LAST_CHUNK);
+  }
+
+  onDrain(cb: () => void): void {
+    this.conn.sock.once('drain', cb);
+  }
+}
+
 export interface PoolLimits {
   maxConnections: number;
   maxRequestsPerConnection: number;
@@ -467,9 +489,18 @@ export class Http1Pool {
 
   /** Sends one request on a pooled or new connection (or after one frees up). */
   request(req: OutgoingRequest, events: ExchangeEvents): ExchangeHandle {
+    const conn = this.take() ?? (this.conns.size < this.limits.maxConnections ? this.fresh() : undefined);
+    if (conn) return conn.send(req, events, conn.requests > 0);
+    // Envoy counts upstream_cx_overflow when the breaker stops a pool from opening a connection.
+    if (this.counters) this.counters.overflow++;
     let handle: ExchangeHandle | undefined;
     let aborted = false;
-    const pending: ExchangeHandle = {
+    this.waiting.push((c) => {
+      if (c instanceof Error) return events.error(c, { connected: false, headSeen: false, stale: false });
+      if (aborted) return this.put(c);
+      handle = c.send(req, events, c.requests > 0);
+    });
+    return {
       abort: () => {
         aborted = true;
         handle?.abort();
@@ -479,20 +510,6 @@ export class Http1Pool {
       finish: () => handle?.finish(),
       onDrain: (cb) => (handle ? handle.onDrain(cb) : queueMicrotask(cb)),
     };
-    const start = (conn: Http1Connection | Error): void => {
-      if (conn instanceof Error) return events.error(conn, { connected: false, headSeen: false, stale: false });
-      if (aborted) return this.put(conn);
-      handle = conn.send(req, events, conn.requests > 0);
-    };
-    const conn = this.take();
-    if (conn) start(conn);
-    else if (this.conns.size < this.limits.maxConnections) start(this.fresh());
-    else {
-      // Envoy counts upstream_cx_overflow when the breaker stops a pool from opening a connection.
-      if (this.counters) this.counters.overflow++;
-      this.waiting.push(start);
-    }
-    return handle ?? pending;
   }
 
   /** No new requests: idle connections close now, busy ones when their response ends. */
