@@ -8,8 +8,11 @@
  *            without access log (like the HAProxy pair) and once logging every request as JSON
  * All paths run at once and the measured runs take turns (BENCH_ROUNDS rounds of BENCH_DURATION each), so a
  * slow stretch of a shared machine falls on every path alike. Each row: median requests/s, p50 and p99 over
- * the rounds, CPU milliseconds per 1000 requests of the proxies, their RSS. Ends with one RESULT line. Needs `wrk` and `haproxy` on PATH (Debian: apt-get install wrk haproxy); it installs nothing
- * and says what is missing.
+ * the rounds, CPU milliseconds per 1000 requests of the proxies, their RSS. Ends with one RESULT line. Needs
+ * `wrk` and `haproxy` on PATH (Debian: apt-get install wrk haproxy); it installs nothing and says what is
+ * missing.
+ * BENCH_BASELINE=/path/to/another/checkout (built) adds a pair of that build's sidecars as one more path and
+ * prints ours / baseline: an A/B of two builds under the same load, round for round.
  */
 import { execFile, spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -36,6 +39,8 @@ const bin = new URL('../../bin/crossmesh.js', import.meta.url).pathname;
 const BODY = Buffer.alloc(1024, 'x');
 /** Extra node flags for the two sidecars, e.g. BENCH_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof'. */
 const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+/** Another checkout whose sidecars run as an extra path, for an A/B of two builds. */
+const BASELINE = process.env.BENCH_BASELINE;
 
 function missingTools(): string[] {
   return ['wrk', 'haproxy'].filter((t) => spawnSync('sh', ['-c', `command -v ${t}`]).status !== 0);
@@ -207,13 +212,15 @@ async function main(): Promise<void> {
     // which logs nothing) and with every request logged as JSON (to /dev/null: formatting and writes).
     cp = await startControlPlane({ cluster: 'bench', network: 'net', dataDir: join(dir.path, 'cp'), cacertsDir: join(dir.path, 'cacerts'), host: '127.0.0.1', ports: { xds: 0, xdsTls: 0, admin: 0, api: 0 }, debounce: { quietMs: 10, maxDelayMs: 50 } });
     const service = (name: string): Resource => ({ apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: 'bench' }, spec: { selector: { app: name }, ports: [{ name: 'http', port: 8080, targetPort: appPort }] } });
-    await cp.store.apply([{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'bench' } }, service('app'), service('logged')]);
+    await cp.store.apply([{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'bench' } }, service('app'), service('logged'), ...(BASELINE ? [service('base')] : [])]);
     const token = (sa: string) => cp!.ca.createJoinToken({ namespace: 'bench', serviceAccount: sa, ttlSeconds: 3600 });
     const a = cp.addresses();
-    const proxy = (ip: string, pod: string, sa: string, labels: string, accessLog: string) =>
-      start(process.execPath, [...NODE_ARGS, bin, 'proxy', '--role', 'sidecar', '--discovery', a.xds, '--ca-address', a.xdsTls, '--ca-root', join(dir.path, 'root.pem'), '--cluster', 'bench', '--network', 'net', '--namespace', 'bench', '--service-account', sa, '--labels', labels, '--ip', ip, '--pod', pod, '--token', token(sa), '--interception', 'none', '--app-host', '127.0.0.1', '--admin-host', ip, '--access-log', accessLog], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, CROSSMESH_LOG_LEVEL: 'warn' } });
+    const proxy = (ip: string, pod: string, sa: string, labels: string, accessLog: string, cli = bin) =>
+      start(process.execPath, [...NODE_ARGS, cli, 'proxy', '--role', 'sidecar', '--discovery', a.xds, '--ca-address', a.xdsTls, '--ca-root', join(dir.path, 'root.pem'), '--cluster', 'bench', '--network', 'net', '--namespace', 'bench', '--service-account', sa, '--labels', labels, '--ip', ip, '--pod', pod, '--token', token(sa), '--interception', 'none', '--app-host', '127.0.0.1', '--admin-host', ip, '--access-log', accessLog], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, CROSSMESH_LOG_LEVEL: 'warn' } });
     const ours = [proxy('127.0.9.2', 'app-1', 'app', 'app=app', 'off'), proxy('127.0.9.1', 'client-1', 'client', 'app=client', 'off')];
     const logged = [proxy('127.0.9.4', 'logged-1', 'app', 'app=logged', '/dev/null'), proxy('127.0.9.3', 'client-2', 'client', 'app=client', '/dev/null')];
+    const baselineBin = BASELINE ? join(BASELINE, 'bin', 'crossmesh.js') : undefined;
+    const base = baselineBin ? [proxy('127.0.9.6', 'base-1', 'app', 'app=base', 'off', baselineBin), proxy('127.0.9.5', 'client-3', 'client', 'app=client', 'off', baselineBin)] : [];
 
     const url = (svc: string) => `http://${svc}.bench.svc.cluster.local:8080/`;
     const paths: Path[] = [
@@ -223,9 +230,11 @@ async function main(): Promise<void> {
       { name: 'crossmesh pair (mTLS) + access log', target: { host: '127.0.9.3', port: 15001 }, url: url('logged'), hostHeader: 'logged.bench.svc.cluster.local:8080', pids: logged.map((c) => c.pid!) },
       { name: 'haproxy, both sides in one process', target: { host: '127.0.0.1', port: 18082 }, url: '/', hostHeader: 'app', pids: hOne.map((c) => c.pid!) },
       { name: 'node byte pipe (TLS), reference', target: { host: '127.0.0.1', port: 18091 }, url: '/', hostHeader: 'app', pids: pipe.map((c) => c.pid!) },
+      ...(BASELINE ? [{ name: 'crossmesh pair (mTLS), baseline build', target: { host: '127.0.9.5', port: 15001 }, url: url('base'), hostHeader: 'base.bench.svc.cluster.local:8080', pids: base.map((c) => c.pid!) }] : []),
     ];
     await waitFor('haproxy and the byte pipe', async () => (await Promise.all([18081, 18082, 18091].map((port) => fetch(`http://127.0.0.1:${port}/`).then((r) => r.ok, () => false)))).every(Boolean));
-    for (const [clientIp, serverIp, svc] of [['127.0.9.1', '127.0.9.2', 'app'], ['127.0.9.3', '127.0.9.4', 'logged']] as const) {
+    const pairs: Array<readonly [string, string, string]> = [['127.0.9.1', '127.0.9.2', 'app'], ['127.0.9.3', '127.0.9.4', 'logged'], ...(BASELINE ? [['127.0.9.5', '127.0.9.6', 'base'] as const] : [])];
+    for (const [clientIp, serverIp, svc] of pairs) {
       await waitFor('both sidecars ready', async () => (await Promise.all([clientIp, serverIp].map((ip) => fetch(`http://${ip}:15000/ready`).then((r) => r.ok, () => false)))).every(Boolean));
       await waitFor('a request through the pair', () => requestThroughSidecar(clientIp, url(svc)).then((r) => r.status === 200, () => false));
     }
@@ -256,7 +265,7 @@ async function main(): Promise<void> {
         ...(p.pids.length ? { cpuMsPer1k: cpuMsPer1k(m.cpuSec, requests), rssMb: procStats(p.pids).rssMb } : {}),
       };
     });
-    const [, h, o, lg, , pp] = rows as [Row, Row, Row, Row, Row, Row];
+    const [, h, o, lg, , pp, bl] = rows as [Row, Row, Row, Row, Row, Row, Row | undefined];
 
     console.log(`\n1 KB HTTP/1.1 keep-alive, wrk -t${THREADS} -c${CONNECTIONS}: ${ROUNDS} rounds of ${DURATION} per path, paths taking turns, after ${WARMUP} of warm-up each; req/s, p50 and p99 are the medians of the rounds\n`);
     const header = ['path', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'proxy CPU ms per 1k req', 'proxy RSS MB'];
@@ -270,6 +279,7 @@ async function main(): Promise<void> {
     console.log(`ours with access log / haproxy: ${ratio(lg, h)}`);
     console.log(`node byte pipe / haproxy: ${ratio(pp, h)}`);
     console.log(`ours / node byte pipe: ${ratio(o, pp)}`);
+    if (bl) console.log(`ours / baseline build: ${ratio(o, bl)} (throughput per round: ${perRound(o, bl)})`);
     console.log(
       'RESULT ' +
         JSON.stringify({
