@@ -12,7 +12,7 @@ export interface ServerRequest {
   readonly url: string;
   /** Lowercase names, repeated headers joined; the authority is always in `host` (HTTP/2's `:authority`). */
   readonly headers: Readonly<Record<string, string>>;
-  /** Name, value, name, value… as received (no pseudo-headers). */
+  /** Name, value, name, value… as received, names lowercased (no pseudo-headers). */
   readonly rawHeaders: readonly string[];
   /** `HTTP/1.0`, `HTTP/1.1` or `HTTP/2`, as Envoy's access log prints it. */
   readonly protocol: string;

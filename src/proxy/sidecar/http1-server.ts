@@ -6,7 +6,7 @@
  * (content-length, chunked, or close-delimited for HTTP/1.0) and sends small responses in one write.
  */
 import type net from 'node:net';
-import { appendHeaderLines, chunkSize, invalidHeaderLine, joinHead } from '../upstream/index.js';
+import { appendHeaderLines, chunkSize, fieldValue, invalidHeaderLine, joinHead } from '../upstream/index.js';
 import type { OutgoingHeaders } from '../upstream/index.js';
 import type { ServerRequest, ServerResponse } from './exchange.js';
 
@@ -61,7 +61,7 @@ export class DownstreamRequest implements ServerRequest {
     readonly httpVersion: '1.0' | '1.1',
     /** Lowercase names; repeated headers joined with ', ' (cookies with '; '). */
     readonly headers: Readonly<Record<string, string>>,
-    /** Name, value, name, value… as received. */
+    /** Name, value, name, value… as received, names lowercased. */
     readonly rawHeaders: readonly string[],
     readonly streamedBody: boolean,
     private readonly flow: { pause(): void; resume(): void },
@@ -511,11 +511,10 @@ export class Http1ServerConnection {
       let end = head.indexOf('\r\n', pos);
       if (end < 0) end = head.length;
       const c = head.indexOf(':', pos);
-      const name = head.slice(pos, c);
-      const value = head.slice(c + 1, end).trim();
+      const k = head.slice(pos, c).toLowerCase();
+      const value = fieldValue(head, c + 1, end);
       pos = end + 2;
-      raw.push(name, value);
-      const k = name.toLowerCase();
+      raw.push(k, value);
       const prev = headers[k];
       headers[k] = prev === undefined ? value : `${prev}${k === 'cookie' ? '; ' : ', '}${value}`;
       if (k === 'content-length') {

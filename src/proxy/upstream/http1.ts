@@ -21,7 +21,7 @@ export class ResponseParseError extends Error {
 export interface ExchangeEvents {
   /** The connection the request went out on (fresh or reused), once its head is written. */
   socket?(sock: UpstreamSocket, reused: boolean, handle: ExchangeHandle): void;
-  /** The final (non-1xx) response head. */
+  /** The final (non-1xx) response head; names lowercased, values as received. */
   head(status: number, rawHeaders: string[]): void;
   /**
    * A 101 answer to an upgrade request (instead of `head`; nothing follows): the connection has left the pool
@@ -106,6 +106,13 @@ export function invalidHeaderLine(head: string, from: number): string | undefine
   if (HEADER_BLOCK.test(block)) return undefined;
   const lines = block.split('\r\n');
   return lines.find((l) => !HEADER_LINE.test(l)) ?? lines[0]!;
+}
+
+/** A header line's value between `from` and `to`, without the optional whitespace (SP, HTAB) around it. */
+export function fieldValue(head: string, from: number, to: number): string {
+  while (from < to && (head.charCodeAt(from) === 32 || head.charCodeAt(from) === 9)) from++;
+  while (to > from && (head.charCodeAt(to - 1) === 32 || head.charCodeAt(to - 1) === 9)) to--;
+  return head.slice(from, to);
 }
 
 /** Appends one `name: value` line; throws on a bad name or CR/LF/NUL in the value. */
@@ -370,20 +377,20 @@ export class Http1Connection {
       let end = head.indexOf('\r\n', pos);
       if (end < 0) end = head.length;
       const c = head.indexOf(':', pos);
-      const name = head.slice(pos, c);
-      const value = head.slice(c + 1, end).trim();
+      const name = head.slice(pos, c).toLowerCase();
+      const value = fieldValue(head, c + 1, end);
       pos = end + 2;
       raw.push(name, value);
       switch (name.length) {
         case 10:
-          if (name.toLowerCase() === 'connection') {
+          if (name === 'connection') {
             const v = value.toLowerCase();
             if (v.includes('close')) close = true;
             else if (v.includes('keep-alive')) close = false;
           }
           break;
         case 14:
-          if (name.toLowerCase() === 'content-length') {
+          if (name === 'content-length') {
             if (!/^\d+$/.test(value)) throw new ResponseParseError(`invalid content-length ${JSON.stringify(value)}`);
             const n = Number(value);
             if (length >= 0 && n !== length) throw new ResponseParseError('conflicting content-length headers');
@@ -391,7 +398,7 @@ export class Http1Connection {
           }
           break;
         case 17:
-          if (name.toLowerCase() === 'transfer-encoding' && value.toLowerCase().endsWith('chunked')) chunked = true;
+          if (name === 'transfer-encoding' && value.toLowerCase().endsWith('chunked')) chunked = true;
           break;
       }
     }
