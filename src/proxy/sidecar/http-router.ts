@@ -8,7 +8,6 @@
  */
 import type http from 'node:http';
 import type net from 'node:net';
-import { randomUUID } from 'node:crypto';
 import type { Clock } from '../../shared/clock.js';
 import type { AccessLogRecord, MeshMetrics } from '../telemetry/index.js';
 import { formatAddress } from '../telemetry/index.js';
@@ -23,6 +22,7 @@ import type { DownstreamResponse as Http1Response } from './http1-server.js';
 import { runTunnel, tunnelIdleTimeoutMs, upgradeAllowed } from './upgrade.js';
 import { HOP_BY_HOP, anyOps, applyOps, hashKey, matchRoute, responseHeaders } from './route-match.js';
 import { createExchangeLog } from './router-telemetry.js';
+import { newRequestId } from './request-id.js';
 import type { Exchange } from './router-telemetry.js';
 import { headerOf, pipeBody, requestHeadFromRaw, retriable, sendUpstream } from './upstream-send.js';
 import type { BodySink, Outcome, ProxyHeaders, Replay } from './upstream-send.js';
@@ -109,7 +109,7 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
       path: pathAndQuery,
       authority,
       flags: [],
-      requestId: (req.headers['x-request-id'] as string | undefined) ?? randomUUID(),
+      requestId: (req.headers['x-request-id'] as string | undefined) ?? newRequestId(),
       protocol: req.protocol,
       grpc: isGrpc(req),
       bytesIn: 0,
@@ -277,7 +277,9 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
     let staleRetried = false;
     let finished = false;
     let abortCurrent: (() => void) | undefined;
-    const tried = retry?.previousHosts ? new Set<UpstreamHost>() : undefined;
+    // previous_hosts: the hosts tried so far, as a set only once a retry needs it (most requests make one try).
+    let firstHost: UpstreamHost | undefined;
+    let tried: Set<UpstreamHost> | undefined;
     let globalTimer: { cancel(): void } | undefined;
     const finish = (): void => {
       finished = true;
@@ -311,12 +313,15 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
         sameHost ??
         (s.type === 'ORIGINAL_DST'
           ? down.originalDst && cluster.originalDestination(down.originalDst.address, down.originalDst.port)
-          : cluster.pick({ hash, exclude: tried, attempts: retry?.hostSelectionAttempts ?? 1 }));
+          : cluster.pick({ hash, exclude: retries > 0 && firstHost ? (tried ??= new Set([firstHost])) : undefined, attempts: retry?.hostSelectionAttempts ?? 1 }));
       if (!host) {
         finish();
         return localReply(x, res, 503, 'UH', 'no healthy upstream');
       }
-      tried?.add(host);
+      if (retry?.previousHosts) {
+        if (tried) tried.add(host);
+        else firstHost ??= host;
+      }
       x.host = host;
       if (attemptCount && typeof headers === 'object') headers['x-envoy-attempt-count'] = String(retries + 1);
       once(host, (o) => {

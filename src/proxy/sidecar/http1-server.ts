@@ -18,7 +18,7 @@ const CRLF = Buffer.from('\r\n');
 const LAST_CHUNK = Buffer.from('0\r\n\r\n');
 /** The HTTP/2 connection preface (RFC 9113 §3.4): a prior-knowledge h2c client starts with it. */
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
-const REQUEST_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) (\S+) HTTP\/1\.([01])$/;
+const REQUEST_LINE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+ \S+ HTTP\/1\.[01]$/;
 const STATUS_TEXT: Record<number, string> = {
   100: 'Continue', 101: 'Switching Protocols', 200: 'OK', 201: 'Created', 202: 'Accepted', 204: 'No Content', 206: 'Partial Content', 301: 'Moved Permanently',
   302: 'Found', 303: 'See Other', 304: 'Not Modified', 307: 'Temporary Redirect', 308: 'Permanent Redirect', 400: 'Bad Request',
@@ -496,8 +496,12 @@ export class Http1ServerConnection {
     while (head.startsWith('\r\n', start)) start += 2;
     const eol = head.indexOf('\r\n', start);
     const requestLine = head.slice(start, eol < 0 ? head.length : eol);
-    const m = REQUEST_LINE.exec(requestLine);
-    if (!m) throw new RequestParseError(`invalid request line ${JSON.stringify(requestLine.slice(0, 80))}`);
+    if (!REQUEST_LINE.test(requestLine)) throw new RequestParseError(`invalid request line ${JSON.stringify(requestLine.slice(0, 80))}`);
+    // Method, one space, a target without spaces, one space, `HTTP/1.x` (9 characters): split by position.
+    const sp = requestLine.indexOf(' ');
+    const method = requestLine.slice(0, sp);
+    const target = requestLine.slice(sp + 1, requestLine.length - 9);
+    const http10 = requestLine.charCodeAt(requestLine.length - 1) === 48; /* 0 */
     if (eol >= 0) {
       const bad = invalidHeaderLine(head, eol + 2);
       if (bad !== undefined) throw new RequestParseError(`invalid header line ${JSON.stringify(bad.slice(0, 80))}`);
@@ -528,16 +532,15 @@ export class Http1ServerConnection {
     }
     // Both framings at once is how requests are smuggled past proxies: refused, as Envoy does.
     if (chunked && length >= 0) throw new RequestParseError('both content-length and transfer-encoding');
-    const http10 = m[3] === '0';
     const connection = headers.connection?.toLowerCase();
     this.keepAlive = http10 ? connection === 'keep-alive' : !connection?.includes('close');
     this.body = chunked ? { kind: 'chunked', phase: 'size', remaining: 0 } : length > 0 ? { kind: 'length', remaining: length } : { kind: 'none' };
     // What follows a CONNECT or upgrade head is not HTTP: unless it becomes a tunnel, the connection ends
     // with this exchange.
     const upgrade = !http10 && this.body.kind === 'none' && headers.upgrade !== undefined && connection !== undefined && hasToken(connection, 'upgrade') ? headers.upgrade.toLowerCase() : undefined;
-    if (m[1] === 'CONNECT' || (upgrade !== undefined && upgrade !== 'h2c')) this.keepAlive = false;
+    if (method === 'CONNECT' || (upgrade !== undefined && upgrade !== 'h2c')) this.keepAlive = false;
     const sock = this.sock;
-    const req = new DownstreamRequest(m[1]!, m[2]!, http10 ? '1.0' : '1.1', headers, raw, chunked, { pause: () => sock.pause(), resume: () => sock.resume() });
+    const req = new DownstreamRequest(method, target, http10 ? '1.0' : '1.1', headers, raw, chunked, sock);
     if (upgrade !== 'h2c') req.upgrade = upgrade;
     const res = new DownstreamResponse(this, sock, req);
     this.req = req;
