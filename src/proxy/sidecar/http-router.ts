@@ -10,9 +10,8 @@ import type http from 'node:http';
 import type net from 'node:net';
 import type { Clock } from '../../shared/clock.js';
 import type { AccessLogRecord, MeshMetrics } from '../telemetry/index.js';
-import { formatAddress } from '../telemetry/index.js';
-import { PEER_ID, TRANSPORT_FAILURE, checkRequestTarget, hash32 } from '../upstream/index.js';
-import type { ClusterRuntime, ExchangeEvents, ExchangeHandle, UpstreamHost, UpstreamSocket } from '../upstream/index.js';
+import { checkRequestTarget, hash32 } from '../upstream/index.js';
+import type { ClusterRuntime, UpstreamHost } from '../upstream/index.js';
 import type { CompiledRoute, HeaderOps, RetryPolicy, RouteTable } from './compile-routes.js';
 import { selectVirtualHost } from './compile-routes.js';
 import { grpcStatusFor, isGrpc } from './exchange.js';
@@ -24,8 +23,8 @@ import { HOP_BY_HOP, anyOps, applyOps, hashKey, matchRoute, responseHeaders } fr
 import { createExchangeLog } from './router-telemetry.js';
 import { newRequestId } from './request-id.js';
 import type { Exchange } from './router-telemetry.js';
-import { headerOf, pipeBody, requestHeadFromRaw, retriable, sendUpstream } from './upstream-send.js';
-import type { BodySink, Outcome, ProxyHeaders, Replay } from './upstream-send.js';
+import { UpstreamAttempt, requestHeadFromRaw, retriable, sendUpstream } from './upstream-send.js';
+import type { Outcome, ProxyHeaders, Replay } from './upstream-send.js';
 
 /** What the router knows about the downstream connection a request came on. */
 export interface DownstreamInfo {
@@ -276,7 +275,8 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
     let retries = 0;
     let staleRetried = false;
     let finished = false;
-    let abortCurrent: (() => void) | undefined;
+    /** The attempt in flight, which the route timeout or the client's going away stops. */
+    let current: UpstreamAttempt | undefined;
     // previous_hosts: the hosts tried so far, as a set only once a retry needs it (most requests make one try).
     let firstHost: UpstreamHost | undefined;
     let tried: Set<UpstreamHost> | undefined;
@@ -289,14 +289,14 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
       globalTimer = env.clock.setTimeout(() => {
         if (finished) return;
         finish();
-        abortCurrent?.();
+        current?.abort();
         localReply(x, res, 504, 'UT', 'upstream request timeout');
       }, timeoutMs);
     }
     res.once('close', () => {
       if (!finished) {
         finish();
-        abortCurrent?.();
+        current?.abort();
       }
     });
 
@@ -327,7 +327,7 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
       once(host, (o) => {
         if (finished) {
           if (o.kind === 'upgrade') o.sock.destroy();
-          if (o.kind === 'response' || o.kind === 'upgrade') o.done();
+          if (o.kind === 'response' || o.kind === 'upgrade') o.attempt.release();
           return;
         }
         if (o.kind === 'stale' && !staleRetried && !stream) {
@@ -351,7 +351,7 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
             body = Buffer.concat(replay!.chunks!);
             stream = false;
           }
-          if (o.kind === 'response') o.done();
+          if (o.kind === 'response') o.attempt.release();
           cluster.retriesActive++;
           const backoff = Math.random() * Math.min(25 * 2 ** (retries - 1), 250);
           env.clock.setTimeout(() => {
@@ -384,14 +384,15 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
         else res.writeHead(x.status, responseHeaders(o.rawHeaders, responseOps));
       } catch {
         // A header node refuses to send (invalid characters from the upstream or a header op).
-        o.exchange.abort();
-        o.done();
+        o.attempt.exchange?.abort();
+        o.attempt.release();
         finish();
         return localReply(x, res, 502, 'UPE', 'upstream sent an invalid response header');
       }
-      const resume = (): void => o.exchange.resume();
+      const attempt = o.attempt;
+      const resume = (): void => attempt.exchange?.resume();
       let trailers: http.OutgoingHttpHeaders | undefined;
-      o.body({
+      attempt.body({
         trailers(raw) {
           trailers = {};
           for (let i = 0; i < raw.length; i += 2) {
@@ -416,13 +417,13 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
         end() {
           finish();
           if (!res.writableEnded) res.end(undefined, trailers);
-          o.done();
+          attempt.release();
         },
         error() {
           x.flags.push('UPE');
           finish();
           res.destroy();
-          o.done();
+          attempt.release();
         },
       });
     };
@@ -442,92 +443,29 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
         ends = h1.switchProtocols(out);
       } catch {
         o.sock.destroy();
-        o.done();
+        o.attempt.release();
         return localReply(x, res, 502, 'UPE', 'upstream sent an invalid response header');
       }
       void runTunnel({ down: ends.socket, downHead: ends.head, up: o.sock, upRest: o.rest }, { idleTimeoutMs: tunnelIdleTimeoutMs(down.chain, route), clock: env.clock }).then((t) => {
         x.bytesIn = t.bytesIn;
         x.bytesOut = t.bytesOut;
         if (t.idleTimeout) x.flags.push('SI');
-        o.done();
+        o.attempt.release();
         // The access-log record and metrics are written now, when the tunnel is gone.
         h1.closedByPeer();
       });
     };
 
     const once = (host: UpstreamHost, cb: (o: Outcome) => void): void => {
-      let settled = false;
-      let released = false;
-      let perTry: { cancel(): void } | undefined;
-      host.active++;
-      cluster.active++;
-      const release = (): void => {
-        if (released) return;
-        released = true;
-        host.active--;
-        cluster.active--;
-      };
-      const settle = (o: Outcome): void => {
-        if (settled) return;
-        settled = true;
-        perTry?.cancel();
-        if (o.kind !== 'response') release();
-        cb(o);
-      };
-      let sock: UpstreamSocket | undefined;
-      let sink: BodySink | undefined;
-      let exchange: ExchangeHandle | undefined;
-      const events: ExchangeEvents = {
-        socket(s, _reused, handle) {
-          sock = s;
-          if (stream) pipeBody(req, handle);
-        },
-        head(status, rawHeaders) {
-          if (sock) x.upstreamLocal = formatAddress(sock.localAddress, sock.localPort);
-          settle({ kind: 'response', status, rawHeaders, host, peerId: sock?.[PEER_ID], exchange: exchange!, body: (k) => (sink = k), done: release, grpcStatus: x.grpc ? headerOf(rawHeaders, 'grpc-status') : undefined });
-        },
-        upgraded(rawHeaders, s, rest) {
-          x.upstreamLocal = formatAddress(s.localAddress, s.localPort);
-          if (settled) {
-            s.destroy();
-            return release();
-          }
-          settle({ kind: 'upgrade', rawHeaders, peerId: s[PEER_ID], sock: s, rest, done: release });
-        },
-        data: (chunk, last) => (sink ? sink.data(chunk, last) : true),
-        trailers: (raw) => sink?.trailers(raw),
-        end() {
-          if (sink) sink.end();
-          else release();
-        },
-        error(err, info) {
-          if (settled) {
-            sink?.error();
-            release();
-            return;
-          }
-          if (!info.connected) settle({ kind: 'connect-failure', reason: err.message, transport: sock?.[TRANSPORT_FAILURE] });
-          else if (info.stale) settle({ kind: 'stale' });
-          else settle({ kind: 'reset', remote: info.remoteReset === true, protocolError: info.protocolError === true });
-        },
-      };
+      const a = new UpstreamAttempt(host, cluster, x, req, stream, cb);
       try {
-        exchange = sendUpstream(cluster, host, req, path, headers, body, stream, events);
+        a.exchange = sendUpstream(cluster, host, req, path, headers, body, stream, a);
       } catch (err) {
         // Invalid header values (from a header op) or path: nothing was sent.
-        return settle({ kind: 'connect-failure', reason: (err as Error).message, transport: undefined });
+        return a.settle({ kind: 'connect-failure', reason: (err as Error).message, transport: undefined });
       }
-      abortCurrent = () => {
-        exchange!.abort();
-        if (!settled) settle({ kind: 'reset' });
-        else release();
-      };
-      if (retry && retry.perTryTimeoutMs > 0 && !settled) {
-        perTry = env.clock.setTimeout(() => {
-          exchange!.abort();
-          settle({ kind: 'timeout' });
-        }, retry.perTryTimeoutMs);
-      }
+      current = a;
+      if (retry && retry.perTryTimeoutMs > 0) a.limit(env.clock, retry.perTryTimeoutMs);
     };
 
     attempt();

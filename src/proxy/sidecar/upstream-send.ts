@@ -5,14 +5,20 @@
  */
 import type http from 'node:http';
 import { appendHeaderLine, buildRequestHead, checkRequestTarget } from '../upstream/index.js';
+import { PEER_ID, TRANSPORT_FAILURE } from '../upstream/index.js';
 import type { ClusterRuntime, ExchangeEvents, ExchangeHandle, UpstreamHost, UpstreamSocket } from '../upstream/index.js';
+import { formatAddress } from '../telemetry/index.js';
+import type { Clock } from '../../shared/clock.js';
 import type { RetryPolicy } from './compile-routes.js';
 import type { ServerRequest as DownstreamRequest } from './exchange.js';
 
-/** How one attempt ended. */
+/**
+ * How one attempt ended. A response still holds the attempt's slots: `attempt.release()` gives them back
+ * when the router is done with it.
+ */
 export type Outcome =
-  | { kind: 'response'; status: number; rawHeaders: string[]; host: UpstreamHost; peerId?: string | undefined; exchange: ExchangeHandle; body: (sink: BodySink) => void; done: () => void; grpcStatus?: string | undefined }
-  | { kind: 'upgrade'; rawHeaders: string[]; peerId?: string | undefined; sock: UpstreamSocket; rest: Buffer; done: () => void }
+  | { kind: 'response'; status: number; rawHeaders: string[]; peerId?: string | undefined; attempt: UpstreamAttempt; grpcStatus?: string | undefined }
+  | { kind: 'upgrade'; rawHeaders: string[]; peerId?: string | undefined; sock: UpstreamSocket; rest: Buffer; attempt: UpstreamAttempt }
   | { kind: 'connect-failure'; reason: string; transport?: string | undefined }
   | { kind: 'reset'; remote?: boolean; protocolError?: boolean }
   | { kind: 'stale' }
@@ -29,6 +35,123 @@ export interface BodySink {
 /** A streamed request body's copy for retries; dropped (undefined) once it outgrows MAX_REPLAY_BODY. */
 export interface Replay {
   chunks: Buffer[] | undefined;
+}
+
+/** What an attempt records on the router's exchange. */
+interface AttemptRecord {
+  upstreamLocal?: string | null;
+  readonly grpc: boolean;
+}
+
+/**
+ * One attempt upstream, as the exchange's event sink: holds the endpoint's and the cluster's active-request
+ * slots from construction to `release()`, turns the exchange's events into one Outcome for `onOutcome`,
+ * then feeds the response body to the sink the router sets with `body()`. A class rather than closures:
+ * every request makes at least one.
+ */
+export class UpstreamAttempt implements ExchangeEvents {
+  /** The exchange, once sendUpstream returned it. */
+  exchange: ExchangeHandle | undefined;
+  settled = false;
+  private released = false;
+  private perTry: { cancel(): void } | undefined;
+  private sock: UpstreamSocket | undefined;
+  private sink: BodySink | undefined;
+
+  constructor(
+    readonly host: UpstreamHost,
+    private readonly cluster: ClusterRuntime,
+    private readonly record: AttemptRecord,
+    private readonly req: DownstreamRequest,
+    /** The request body streams through this attempt (pipeBody once the connection is there). */
+    private readonly streamBody: boolean,
+    private readonly onOutcome: (o: Outcome) => void,
+  ) {
+    host.active++;
+    cluster.active++;
+  }
+
+  /** Gives the slots back (once). */
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.host.active--;
+    this.cluster.active--;
+  }
+
+  /** Where the response body goes, once the router forwards it. */
+  body(sink: BodySink): void {
+    this.sink = sink;
+  }
+
+  /** The first outcome wins; anything but a response releases the slots at once (a tunnel holds none). */
+  settle(o: Outcome): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.perTry?.cancel();
+    if (o.kind !== 'response') this.release();
+    this.onOutcome(o);
+  }
+
+  /** per_try_timeout: the exchange is aborted and the attempt ends as a timeout. */
+  limit(clock: Clock, ms: number): void {
+    if (this.settled) return;
+    this.perTry = clock.setTimeout(() => {
+      this.exchange?.abort();
+      this.settle({ kind: 'timeout' });
+    }, ms);
+  }
+
+  /** Stops the attempt (route timeout, client gone): a reset if nothing came back yet. */
+  abort(): void {
+    this.exchange?.abort();
+    if (!this.settled) this.settle({ kind: 'reset' });
+    else this.release();
+  }
+
+  socket(s: UpstreamSocket, _reused: boolean, handle: ExchangeHandle): void {
+    this.sock = s;
+    if (this.streamBody) pipeBody(this.req, handle);
+  }
+
+  head(status: number, rawHeaders: string[]): void {
+    const sock = this.sock;
+    if (sock) this.record.upstreamLocal = formatAddress(sock.localAddress, sock.localPort);
+    this.settle({ kind: 'response', status, rawHeaders, peerId: sock?.[PEER_ID], attempt: this, grpcStatus: this.record.grpc ? headerOf(rawHeaders, 'grpc-status') : undefined });
+  }
+
+  upgraded(rawHeaders: string[], s: UpstreamSocket, rest: Buffer): void {
+    this.record.upstreamLocal = formatAddress(s.localAddress, s.localPort);
+    if (this.settled) {
+      s.destroy();
+      return this.release();
+    }
+    this.settle({ kind: 'upgrade', rawHeaders, peerId: s[PEER_ID], sock: s, rest, attempt: this });
+  }
+
+  data(chunk: Buffer, last: boolean): boolean {
+    return this.sink ? this.sink.data(chunk, last) : true;
+  }
+
+  trailers(raw: string[]): void {
+    this.sink?.trailers(raw);
+  }
+
+  end(): void {
+    if (this.sink) this.sink.end();
+    else this.release();
+  }
+
+  error(err: NodeJS.ErrnoException, info: { connected: boolean; stale: boolean; remoteReset?: boolean; protocolError?: boolean }): void {
+    if (this.settled) {
+      this.sink?.error();
+      this.release();
+      return;
+    }
+    if (!info.connected) this.settle({ kind: 'connect-failure', reason: err.message, transport: this.sock?.[TRANSPORT_FAILURE] });
+    else if (info.stale) this.settle({ kind: 'stale' });
+    else this.settle({ kind: 'reset', remote: info.remoteReset === true, protocolError: info.protocolError === true });
+  }
 }
 
 /**
