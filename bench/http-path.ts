@@ -115,7 +115,7 @@ async function load(root: string): Promise<{ one(): void; responses(): number }>
     identity: { cluster: 'bench', namespace: 'bench', workload: 'client', network: 'net' },
     spiffeId: () => 'spiffe://cluster.local/ns/bench/sa/client',
   });
-  const chain: HttpChainFilter = { kind: 'http', statPrefix: 'outbound_0.0.0.0_8080', rds: '8080', fault: false, xfcc: false, upgrades: new Map([['websocket', true]]), streamIdleTimeoutMs: 300_000, codec: 'HTTP1' };
+  const chain: HttpChainFilter = { kind: 'http', statPrefix: 'outbound_0.0.0.0_8080', rds: '8080', fault: false, xfcc: 'SANITIZE', upgrades: new Map([['websocket', true]]), streamIdleTimeoutMs: 300_000, codec: 'HTTP1' };
   const info = { chain, inbound: false, tls: false, localAddress: '127.0.9.1:15001', remoteAddress: '127.0.0.1:50000', remoteIp: '127.0.0.1' };
   let responses = 0;
   const down = new MemorySocket(() => responses++);

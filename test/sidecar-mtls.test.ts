@@ -152,6 +152,14 @@ describe('sidecar mTLS data path', () => {
     assert.equal(dest.labels.connection_security_policy, 'mutual_tls');
   });
 
+  test('an app cannot claim another identity in x-forwarded-client-cert: the server app sees only the verified caller', async () => {
+    const spoof = 'By=spiffe://cluster.local/ns/sample/sa/helloworld;URI=spiffe://cluster.local/ns/sample/sa/admin';
+    const r = await request({ host: '127.77.1.1', port: proxyPort }, 'http://helloworld.sample:5000/spoof', { headers: { 'x-forwarded-client-cert': spoof } });
+    assert.equal(r.status, 200);
+    assert.match(lastXfcc, new RegExp(`^By=${id('helloworld')};Hash=[0-9a-f]{64};URI=${id('sleep')}$`));
+    assert.ok(!lastXfcc.includes('sa/admin'));
+  });
+
   test('origin-form request with a Host header, FQDN with port', async () => {
     const r = await request({ host: '127.77.1.1', port: proxyPort }, '/hi', { headers: { host: 'helloworld.sample.svc.cluster.local:5000' } });
     assert.equal(r.status, 200);

@@ -17,14 +17,22 @@ const DOWNSTREAM_TLS = 'type.googleapis.com/envoy.extensions.transport_sockets.t
 const KNOWN_LISTENER_FILTERS = new Set(['envoy.filters.listener.original_dst', 'envoy.filters.listener.tls_inspector', 'envoy.filters.listener.http_inspector']);
 const KNOWN_HTTP_FILTERS = new Set(['envoy.filters.http.router', 'envoy.filters.http.fault']);
 
+export const XFCC_MODES = ['SANITIZE', 'FORWARD_ONLY', 'APPEND_FORWARD', 'SANITIZE_SET', 'ALWAYS_FORWARD_ONLY'] as const;
+export type XfccMode = (typeof XFCC_MODES)[number];
+
 export interface HttpChainFilter {
   kind: 'http';
   statPrefix: string;
   rds?: string;
   inline?: RouteTable;
   fault: boolean;
-  /** forward_client_cert_details: add the caller's identity in x-forwarded-client-cert. */
-  xfcc: boolean;
+  /**
+   * forward_client_cert_details: what becomes of x-forwarded-client-cert (XFCC). SANITIZE (the default)
+   * drops the client's; the others apply to mTLS connections (elsewhere the header is dropped, except with
+   * ALWAYS_FORWARD_ONLY): FORWARD_ONLY passes it on, APPEND_FORWARD appends this hop's element,
+   * SANITIZE_SET replaces it with this hop's element.
+   */
+  xfcc: XfccMode;
   /** upgrade_configs: lowercased upgrade type → enabled. Types not listed are refused (403). */
   upgrades: ReadonlyMap<string, boolean>;
   /** stream_idle_timeout (Envoy's default 5 min; 0 = none); here it bounds idle upgrade tunnels. */
@@ -143,6 +151,13 @@ function compileChain(c: Obj, problems: Problems, path: string): CompiledChain {
   };
 }
 
+function xfccMode(v: unknown, problems: Problems, path: string): XfccMode {
+  if (v === undefined) return 'SANITIZE';
+  if ((XFCC_MODES as readonly unknown[]).includes(v)) return v as XfccMode;
+  problems.add(path, `unsupported value ${JSON.stringify(v)}; one of ${XFCC_MODES.join(', ')}`);
+  return 'SANITIZE';
+}
+
 function compileHcm(h: Obj, problems: Problems, path: string): HttpChainFilter {
   for (const [i, f] of ((h.http_filters ?? []) as Obj[]).entries()) {
     if (!KNOWN_HTTP_FILTERS.has(f.name)) problems.add(`${path}.http_filters[${i}].name`, `unsupported HTTP filter ${f.name}`);
@@ -153,7 +168,7 @@ function compileHcm(h: Obj, problems: Problems, path: string): HttpChainFilter {
     kind: 'http',
     statPrefix: String(h.stat_prefix ?? ''),
     fault: ((h.http_filters ?? []) as Obj[]).some((f) => f.name === 'envoy.filters.http.fault'),
-    xfcc: h.forward_client_cert_details !== undefined && h.forward_client_cert_details !== 'SANITIZE',
+    xfcc: xfccMode(h.forward_client_cert_details, problems, `${path}.forward_client_cert_details`),
     upgrades: compileUpgrades(h.upgrade_configs, problems, `${path}.upgrade_configs`),
     streamIdleTimeoutMs: durationMs(h.stream_idle_timeout, 300_000),
     codec: codec === 'HTTP1' || codec === 'HTTP2' ? codec : 'AUTO',

@@ -19,11 +19,11 @@ import type { ServerRequest as DownstreamRequest, ServerResponse as DownstreamRe
 import type { HttpChainFilter } from './compile-listeners.js';
 import type { DownstreamResponse as Http1Response } from './http1-server.js';
 import { runTunnel, tunnelIdleTimeoutMs, upgradeAllowed } from './upgrade.js';
-import { HOP_BY_HOP, anyOps, applyOps, hashKey, matchRoute, responseHeaders } from './route-match.js';
+import { HOP_BY_HOP, anyOps, applyOps, hashKey, matchRoute, responseHeaders, xfccPlan } from './route-match.js';
 import { createExchangeLog } from './router-telemetry.js';
 import { newRequestId } from './request-id.js';
 import type { Exchange } from './router-telemetry.js';
-import { UpstreamAttempt, requestHeadFromRaw, retriable, sendUpstream } from './upstream-send.js';
+import { UpstreamAttempt, proxiedHeaders, requestHeadFromRaw, retriable, sendUpstream } from './upstream-send.js';
 import type { Outcome, ProxyHeaders, Replay } from './upstream-send.js';
 
 /** What the router knows about the downstream connection a request came on. */
@@ -161,8 +161,7 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
       // Upgrades over HTTP/2 would need extended CONNECT (RFC 8441), which the HTTP/2 pool does not speak.
       if (upgrade !== undefined && cluster.settings.http2) return localReply(x, res, 403, undefined, '');
 
-      const xfcc = down.inbound && down.chain.xfcc && down.peerId ? xfccElement(env.spiffeId(), down) : undefined;
-      const add: ProxyHeaders = { host: action.hostRewrite ?? authority, requestId: x.requestId, forwardedProto: down.tls ? 'https' : 'http', xfcc };
+      const add: ProxyHeaders = { host: action.hostRewrite ?? authority, requestId: x.requestId, forwardedProto: down.tls ? 'https' : 'http', xfcc: xfccPlan(down, env.spiffeId) };
       const requestOps: Array<HeaderOps | undefined> = [vh.requestOps, route.requestOps, targetOps?.requestOps];
       // A header object only where something needs one: header ops, mirrors (a copy each), the attempt count
       // (set per try), an upgrade, HTTP/2 upstream. Otherwise the head is written from the client's list.
@@ -472,31 +471,12 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
   }
 }
 
-/** This hop's x-forwarded-client-cert element: who we are, the caller's certificate hash and identity. */
-function xfccElement(me: string | undefined, down: DownstreamInfo): string {
-  return `${me ? `By=${me};` : ''}Hash=${down.peerCertHash ?? ''};URI=${down.peerId!}`;
-}
-
-/** Upstream request headers as an object: the client's minus hop-by-hop, then the proxy's own, then the route's ops. */
+/** Upstream request headers as an object: the client's and the proxy's, then an upgrade's and the route's ops. */
 function requestHeaders(req: DownstreamRequest, add: ProxyHeaders, requestOps: ReadonlyArray<HeaderOps | undefined>, upgrade: string | undefined): http.OutgoingHttpHeaders {
-  const headers: http.OutgoingHttpHeaders = {};
-  const raw = req.rawHeaders;
-  for (let i = 0; i < raw.length; i += 2) {
-    const k = raw[i]!.toLowerCase();
-    if (HOP_BY_HOP.has(k) || k === 'host') continue;
-    const prev = headers[k];
-    headers[k] = prev === undefined ? raw[i + 1]! : `${prev as string}, ${raw[i + 1]!}`;
-  }
+  const headers = proxiedHeaders(req.rawHeaders, HOP_BY_HOP, add);
   if (upgrade !== undefined) {
     headers.connection = 'upgrade';
     headers.upgrade = req.headers.upgrade;
-  }
-  headers.host = add.host;
-  headers['x-request-id'] = add.requestId;
-  headers['x-forwarded-proto'] = add.forwardedProto;
-  if (add.xfcc !== undefined) {
-    const prev = headers['x-forwarded-client-cert'];
-    headers['x-forwarded-client-cert'] = prev ? `${prev as string},${add.xfcc}` : add.xfcc;
   }
   for (const ops of requestOps) if (ops) applyOps(headers, ops);
   return headers;

@@ -6,6 +6,7 @@ import type http from 'node:http';
 import type { CompiledRoute, HeaderOps } from './compile-routes.js';
 import type { ServerRequest as DownstreamRequest } from './exchange.js';
 import type { DownstreamInfo } from './http-router.js';
+import type { XfccPlan } from './upstream-send.js';
 
 // http2-settings only ever travels with an h2c upgrade, which the proxy ignores.
 export const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authorization', 'proxy-authenticate', 'http2-settings']);
@@ -100,4 +101,22 @@ export function hashKey(hp: CompiledRoute['action'] extends infer A ? (A extends
     case 'query':
       return q < 0 ? undefined : new URLSearchParams(pathAndQuery.slice(q + 1)).get(hp.name) ?? undefined;
   }
+}
+
+const KEEP: XfccPlan = { keepClient: true };
+const DROP: XfccPlan = { keepClient: false };
+
+/**
+ * What forward_client_cert_details makes of x-forwarded-client-cert on this connection, by Envoy's rules:
+ * without a client certificate the header is dropped (unless ALWAYS_FORWARD_ONLY), so that nobody can
+ * claim an identity the proxy did not verify.
+ */
+export function xfccPlan(down: Pick<DownstreamInfo, 'chain' | 'tls' | 'peerCertHash' | 'peerId'>, me: () => string | undefined): XfccPlan {
+  const mode = down.chain.xfcc;
+  if (mode === 'ALWAYS_FORWARD_ONLY') return KEEP;
+  if (mode === 'SANITIZE' || !down.tls || down.peerCertHash === undefined) return DROP;
+  if (mode === 'FORWARD_ONLY') return KEEP;
+  const id = me();
+  const element = `${id ? `By=${id};` : ''}Hash=${down.peerCertHash}${down.peerId ? `;URI=${down.peerId}` : ''}`;
+  return { keepClient: mode === 'APPEND_FORWARD', element };
 }

@@ -2,9 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Problems } from './config-util.js';
 import { compileRouteTable, compileUpgrades, selectVirtualHost } from './compile-routes.js';
-import type { HttpChainFilter } from './compile-listeners.js';
+import type { HttpChainFilter, XfccMode } from './compile-listeners.js';
 import { tunnelIdleTimeoutMs, upgradeAllowed } from './upgrade.js';
-import { matchRoute } from './route-match.js';
+import { matchRoute, xfccPlan } from './route-match.js';
 import { compileState, EMPTY_CONFIG } from './config.js';
 
 const req = (method: string, headers: Record<string, string>) => ({ method, headers });
@@ -96,7 +96,7 @@ test('upgrades: a route naming the type decides, else the connection manager mus
     { name: 'plain', match: { prefix: '/' }, route: { cluster: 'c' } },
   ]);
   const route = (name: string) => t.any!.routes.find((r) => r.name === name)!;
-  const hcm = (upgrades: Array<[string, boolean]>, streamIdleTimeoutMs = 300_000): HttpChainFilter => ({ kind: 'http', statPrefix: '', fault: false, xfcc: false, upgrades: new Map(upgrades), streamIdleTimeoutMs, codec: 'AUTO' });
+  const hcm = (upgrades: Array<[string, boolean]>, streamIdleTimeoutMs = 300_000): HttpChainFilter => ({ kind: 'http', statPrefix: '', fault: false, xfcc: 'SANITIZE', upgrades: new Map(upgrades), streamIdleTimeoutMs, codec: 'AUTO' });
   const allows = hcm([['websocket', true]]);
   assert.equal(upgradeAllowed('websocket', allows, route('plain')), true);
   assert.equal(upgradeAllowed('websocket', allows, route('off')), false, 'disabled on the route wins');
@@ -113,5 +113,33 @@ test('upgrades: a route naming the type decides, else the connection manager mus
   assert.deepEqual(
     bad.list.map((x) => `${x.path}: ${x.message}`),
     ['upgrade_configs[0].upgrade_type: connect tunnels are not supported', 'upgrade_configs[1].upgrade_type: must not be empty', 'upgrade_configs[2].filters: per-upgrade filter chains are not supported'],
+  );
+});
+
+test('x-forwarded-client-cert by forward_client_cert_details: only a verified client certificate adds or keeps it', () => {
+  const chain = (xfcc: XfccMode): HttpChainFilter => ({ kind: 'http', statPrefix: '', fault: false, xfcc, upgrades: new Map(), streamIdleTimeoutMs: 0, codec: 'AUTO' });
+  const me = () => 'spiffe://cluster.local/ns/a/sa/server';
+  const mtls = { tls: true, peerCertHash: 'abc', peerId: 'spiffe://cluster.local/ns/a/sa/client' };
+  const plain = { tls: false, peerCertHash: undefined, peerId: undefined };
+  const element = 'By=spiffe://cluster.local/ns/a/sa/server;Hash=abc;URI=spiffe://cluster.local/ns/a/sa/client';
+  assert.deepEqual(xfccPlan({ chain: chain('SANITIZE'), ...mtls }, me), { keepClient: false });
+  assert.deepEqual(xfccPlan({ chain: chain('FORWARD_ONLY'), ...mtls }, me), { keepClient: true });
+  assert.deepEqual(xfccPlan({ chain: chain('APPEND_FORWARD'), ...mtls }, me), { keepClient: true, element });
+  assert.deepEqual(xfccPlan({ chain: chain('SANITIZE_SET'), ...mtls }, me), { keepClient: false, element });
+  assert.deepEqual(xfccPlan({ chain: chain('ALWAYS_FORWARD_ONLY'), ...mtls }, me), { keepClient: true });
+  for (const mode of ['SANITIZE', 'FORWARD_ONLY', 'APPEND_FORWARD', 'SANITIZE_SET'] as const) {
+    assert.deepEqual(xfccPlan({ chain: chain(mode), ...plain }, me), { keepClient: false }, `${mode} without a client certificate`);
+  }
+  assert.deepEqual(xfccPlan({ chain: chain('ALWAYS_FORWARD_ONLY'), ...plain }, me), { keepClient: true });
+
+  const hcmListener = (xfcc: string) => ({
+    name: 'l',
+    address: { socket_address: { address: '127.0.0.1', port_value: 1 } },
+    filter_chains: [{ filters: [{ name: 'envoy.filters.network.http_connection_manager', typed_config: { stat_prefix: 's', rds: { route_config_name: 'r' }, forward_client_cert_details: xfcc } }] }],
+  });
+  const { problems } = compileState({ listeners: new Map([['l', hcmListener('FORWARD_ALL') as never]]), routes: new Map(), clusters: new Map(), endpoints: new Map() }, EMPTY_CONFIG);
+  assert.deepEqual(
+    problems.map((p) => [p.name, p.message]),
+    [['l', 'filter_chains[0].filters[0].typed_config.forward_client_cert_details: unsupported value "FORWARD_ALL"; one of SANITIZE, FORWARD_ONLY, APPEND_FORWARD, SANITIZE_SET, ALWAYS_FORWARD_ONLY']],
   );
 });

@@ -189,8 +189,21 @@ export interface ProxyHeaders {
   host: string;
   requestId: string;
   forwardedProto: string;
-  /** This hop's x-forwarded-client-cert element, appended to the client's value; undefined: none added. */
-  xfcc?: string | undefined;
+  /** What becomes of x-forwarded-client-cert (forward_client_cert_details applied to this connection). */
+  xfcc: XfccPlan;
+}
+
+/** The client's x-forwarded-client-cert kept or dropped, and this hop's element appended (if any). */
+export interface XfccPlan {
+  keepClient: boolean;
+  element?: string | undefined;
+}
+
+/** The client's x-forwarded-client-cert and this hop's element, as the plan says; undefined: no header. */
+function xfccValue(client: string | undefined, plan: XfccPlan): string | undefined {
+  const kept = plan.keepClient ? client : undefined;
+  if (plan.element === undefined) return kept;
+  return kept ? `${kept},${plan.element}` : plan.element;
 }
 
 /**
@@ -212,12 +225,34 @@ export function requestHeadFromRaw(method: string, path: string, raw: readonly s
     }
     head += name + ': ' + raw[i + 1]! + '\r\n';
   }
-  if (add.xfcc !== undefined) xfcc = xfcc ? `${xfcc},${add.xfcc}` : add.xfcc;
   head = appendHeaderLine(head, 'host', add.host);
   head += 'x-request-id: ' + add.requestId + '\r\nx-forwarded-proto: ' + add.forwardedProto + '\r\n';
+  xfcc = xfccValue(xfcc, add.xfcc);
   if (xfcc !== undefined) head = appendHeaderLine(head, 'x-forwarded-client-cert', xfcc);
   if (chunked) head += 'transfer-encoding: chunked\r\n';
   return head + '\r\n';
+}
+
+/** Upstream request headers as an object: the client's minus hop-by-hop, then the proxy's own. */
+export function proxiedHeaders(raw: readonly string[], hopByHop: ReadonlySet<string>, add: ProxyHeaders): http.OutgoingHttpHeaders {
+  const headers: http.OutgoingHttpHeaders = {};
+  let xfcc: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const k = raw[i]!.toLowerCase();
+    if (hopByHop.has(k)) continue;
+    if (SET_BY_PROXY.has(k)) {
+      if (k === 'x-forwarded-client-cert') xfcc = xfcc === undefined ? raw[i + 1]! : `${xfcc}, ${raw[i + 1]!}`;
+      continue;
+    }
+    const prev = headers[k];
+    headers[k] = prev === undefined ? raw[i + 1]! : `${prev as string}, ${raw[i + 1]!}`;
+  }
+  headers.host = add.host;
+  headers['x-request-id'] = add.requestId;
+  headers['x-forwarded-proto'] = add.forwardedProto;
+  xfcc = xfccValue(xfcc, add.xfcc);
+  if (xfcc !== undefined) headers['x-forwarded-client-cert'] = xfcc;
+  return headers;
 }
 
 export function headerOf(raw: readonly string[], name: string): string | undefined {
