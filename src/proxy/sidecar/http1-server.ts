@@ -6,7 +6,7 @@
  * (content-length, chunked, or close-delimited for HTTP/1.0) and sends small responses in one write.
  */
 import type net from 'node:net';
-import { appendHeaderLines, chunkSize, fieldValue, invalidHeaderLine, joinHead } from '../upstream/index.js';
+import { appendHeaderLines, chunkSize, headerList, invalidHeaderLine, joinHead } from '../upstream/index.js';
 import type { OutgoingHeaders } from '../upstream/index.js';
 import type { ServerRequest, ServerResponse } from './exchange.js';
 
@@ -507,18 +507,12 @@ export class Http1ServerConnection {
       if (bad !== undefined) throw new RequestParseError(`invalid header line ${JSON.stringify(bad.slice(0, 80))}`);
     }
     const headers: Record<string, string> = {};
-    const raw: string[] = [];
+    const raw = eol < 0 ? [] : headerList(head, eol + 2);
     let length = -1;
     let chunked = false;
-    // Validated above: every line is `token:value`, so the loop only splits.
-    for (let pos = eol < 0 ? head.length : eol + 2; pos < head.length; ) {
-      let end = head.indexOf('\r\n', pos);
-      if (end < 0) end = head.length;
-      const c = head.indexOf(':', pos);
-      const k = head.slice(pos, c).toLowerCase();
-      const value = fieldValue(head, c + 1, end);
-      pos = end + 2;
-      raw.push(k, value);
+    for (let i = 0; i < raw.length; i += 2) {
+      const k = raw[i]!;
+      const value = raw[i + 1]!;
       const prev = headers[k];
       headers[k] = prev === undefined ? value : `${prev}${k === 'cookie' ? '; ' : ', '}${value}`;
       if (k === 'content-length') {

@@ -108,8 +108,24 @@ export function invalidHeaderLine(head: string, from: number): string | undefine
   return lines.find((l) => !HEADER_LINE.test(l)) ?? lines[0]!;
 }
 
+/**
+ * The header lines of a head from `from` on, which invalidHeaderLine has passed, as a name/value list: names
+ * lowercased, values without the optional whitespace around them.
+ */
+export function headerList(head: string, from: number): string[] {
+  const raw: string[] = [];
+  for (let pos = from; pos < head.length; ) {
+    let end = head.indexOf('\r\n', pos);
+    if (end < 0) end = head.length;
+    const c = head.indexOf(':', pos);
+    raw.push(head.slice(pos, c).toLowerCase(), fieldValue(head, c + 1, end));
+    pos = end + 2;
+  }
+  return raw;
+}
+
 /** A header line's value between `from` and `to`, without the optional whitespace (SP, HTAB) around it. */
-export function fieldValue(head: string, from: number, to: number): string {
+function fieldValue(head: string, from: number, to: number): string {
   while (from < to && (head.charCodeAt(from) === 32 || head.charCodeAt(from) === 9)) from++;
   while (to > from && (head.charCodeAt(to - 1) === 32 || head.charCodeAt(to - 1) === 9)) to--;
   return head.slice(from, to);
@@ -364,7 +380,6 @@ export class Http1Connection {
     if (!STATUS_LINE.test(statusLine)) throw new ResponseParseError(`invalid status line ${JSON.stringify(statusLine.slice(0, 80))}`);
     const status = (statusLine.charCodeAt(9) - 48) * 100 + (statusLine.charCodeAt(10) - 48) * 10 + (statusLine.charCodeAt(11) - 48);
     const http10 = statusLine.charCodeAt(7) === 48; /* 0 */
-    const raw: string[] = [];
     let length = -1;
     let chunked = false;
     let close = http10;
@@ -372,15 +387,10 @@ export class Http1Connection {
       const bad = invalidHeaderLine(head, eol + 2);
       if (bad !== undefined) throw new ResponseParseError(`invalid header line ${JSON.stringify(bad.slice(0, 80))}`);
     }
-    // Validated above: every line is `token:value`, so the loop only splits.
-    for (let pos = eol < 0 ? head.length : eol + 2; pos < head.length; ) {
-      let end = head.indexOf('\r\n', pos);
-      if (end < 0) end = head.length;
-      const c = head.indexOf(':', pos);
-      const name = head.slice(pos, c).toLowerCase();
-      const value = fieldValue(head, c + 1, end);
-      pos = end + 2;
-      raw.push(name, value);
+    const raw = eol < 0 ? [] : headerList(head, eol + 2);
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i]!;
+      const value = raw[i + 1]!;
       switch (name.length) {
         case 10:
           if (name === 'connection') {
