@@ -184,7 +184,7 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
       let headers: http.OutgoingHttpHeaders | string;
       try {
         checkRequestTarget(req.method, upstreamPath);
-        headers = headerObject ? requestHeaders(req, add, requestOps, upgrade) : requestHeadFromRaw(req.method, upstreamPath, req.rawHeaders, HOP_BY_HOP, add, req.streamedBody && req.headers['content-length'] === undefined);
+        headers = headerObject ? requestHeaders(req, add, requestOps, upgrade) : requestHeadFromRaw(req.method, upstreamPath, req.rawHeaders, add, req.streamedBody && req.headers['content-length'] === undefined);
       } catch (err) {
         // A path with characters that must be escaped, or an authority that cannot be sent: the client's fault.
         return localReply(x, res, 400, undefined, (err as Error).message);
@@ -473,7 +473,7 @@ export function createRouter(env: RouterEnv): (req: DownstreamRequest, res: Down
 
 /** Upstream request headers as an object: the client's and the proxy's, then an upgrade's and the route's ops. */
 function requestHeaders(req: DownstreamRequest, add: ProxyHeaders, requestOps: ReadonlyArray<HeaderOps | undefined>, upgrade: string | undefined): http.OutgoingHttpHeaders {
-  const headers = proxiedHeaders(req.rawHeaders, HOP_BY_HOP, add);
+  const headers = proxiedHeaders(req.rawHeaders, add);
   if (upgrade !== undefined) {
     headers.connection = 'upgrade';
     headers.upgrade = req.headers.upgrade;

@@ -4,12 +4,13 @@
  * a retry policy retries.
  */
 import type http from 'node:http';
-import { appendHeaderLine, buildRequestHead, checkRequestTarget } from '../upstream/index.js';
+import { appendHeaderLine, buildRequestHead } from '../upstream/index.js';
 import { PEER_ID, TRANSPORT_FAILURE } from '../upstream/index.js';
 import type { ClusterRuntime, ExchangeEvents, ExchangeHandle, UpstreamHost, UpstreamSocket } from '../upstream/index.js';
 import { formatAddress } from '../telemetry/index.js';
 import type { Clock } from '../../shared/clock.js';
 import type { RetryPolicy } from './compile-routes.js';
+import { HOP_BY_HOP } from './route-match.js';
 import type { ServerRequest as DownstreamRequest } from './exchange.js';
 
 /**
@@ -181,8 +182,11 @@ export function sendUpstream(
   return host.http1().request({ head, body, streaming: stream ? { chunked } : undefined, noResponseBody: method === 'HEAD', upgrade: req.upgrade !== undefined }, events);
 }
 
-/** Request headers the router sets itself: the client's values are replaced. */
-const SET_BY_PROXY = new Set(['host', 'x-request-id', 'x-forwarded-proto', 'x-forwarded-client-cert']);
+/**
+ * Client headers that never go upstream as sent: hop-by-hop ones, and those the router sets itself (host,
+ * request id, proto; x-forwarded-client-cert goes through the XFCC plan). One lookup per header.
+ */
+const NOT_FORWARDED = new Set([...HOP_BY_HOP, 'host', 'x-request-id', 'x-forwarded-proto', 'x-forwarded-client-cert']);
 
 /** The headers the router adds to every request upstream. */
 export interface ProxyHeaders {
@@ -209,17 +213,16 @@ function xfccValue(client: string | undefined, plan: XfccPlan): string | undefin
 /**
  * The HTTP/1.1 request head straight from the client's header list, for requests no header operation,
  * mirror or attempt count touches: no header object in between. Names are lowercased, hop-by-hop headers
- * dropped, repeated headers kept as separate lines. The list comes from a codec that validated it, so only
- * the request target and what the router adds are checked (throws, as buildRequestHead does).
+ * dropped, repeated headers kept as separate lines. The list comes from a codec that validated it and the
+ * caller has checked the method and path (checkRequestTarget), so only what the router adds is checked here
+ * (throws on an invalid value).
  */
-export function requestHeadFromRaw(method: string, path: string, raw: readonly string[], hopByHop: ReadonlySet<string>, add: ProxyHeaders, chunked: boolean): string {
-  checkRequestTarget(method, path);
+export function requestHeadFromRaw(method: string, path: string, raw: readonly string[], add: ProxyHeaders, chunked: boolean): string {
   let head = `${method} ${path} HTTP/1.1\r\n`;
   let xfcc: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toLowerCase();
-    if (hopByHop.has(name)) continue;
-    if (SET_BY_PROXY.has(name)) {
+    if (NOT_FORWARDED.has(name)) {
       if (name === 'x-forwarded-client-cert') xfcc = xfcc === undefined ? raw[i + 1]! : `${xfcc}, ${raw[i + 1]!}`;
       continue;
     }
@@ -234,13 +237,12 @@ export function requestHeadFromRaw(method: string, path: string, raw: readonly s
 }
 
 /** Upstream request headers as an object: the client's minus hop-by-hop, then the proxy's own. */
-export function proxiedHeaders(raw: readonly string[], hopByHop: ReadonlySet<string>, add: ProxyHeaders): http.OutgoingHttpHeaders {
+export function proxiedHeaders(raw: readonly string[], add: ProxyHeaders): http.OutgoingHttpHeaders {
   const headers: http.OutgoingHttpHeaders = {};
   let xfcc: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const k = raw[i]!.toLowerCase();
-    if (hopByHop.has(k)) continue;
-    if (SET_BY_PROXY.has(k)) {
+    if (NOT_FORWARDED.has(k)) {
       if (k === 'x-forwarded-client-cert') xfcc = xfcc === undefined ? raw[i + 1]! : `${xfcc}, ${raw[i + 1]!}`;
       continue;
     }
